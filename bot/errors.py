@@ -1,0 +1,78 @@
+"""The one exception tree of Atelier.
+
+::
+
+    AtelierError                      root; never shown to users as-is
+    ├── ConfigError                   bad config.toml / environment (start-up stops)
+    ├── ModelError                    a model file is missing or cannot be loaded
+    ├── StorageError                  the database failed in a way the core cannot hide
+    ├── PluginError                   a plugin failed to load / unload / run
+    │   └── PluginTimeout             a plugin call ran past its time limit
+    └── UserError                     carries text meant for the user (``user_message``)
+        ├── CommandError              unknown command, bad option, missing argument
+        ├── PermissionDenied          an admin-only action by a non-admin
+        ├── RateLimited               a rate limit or quota was hit
+        └── InputRejected             empty / overlong / otherwise unacceptable input
+
+Only ``UserError`` subclasses carry text shown to users; every other error is logged and
+the user gets a short generic message. SDK errors are translated at the adapter boundary
+(``raise X(...) from exc``).
+"""
+
+from __future__ import annotations
+
+
+class AtelierError(Exception):
+    """Root of every error Atelier raises on purpose."""
+
+
+class ConfigError(AtelierError):
+    """The configuration is invalid; the message names the offending key."""
+
+
+class ModelError(AtelierError):
+    """A model file is missing or unusable; the message names the path."""
+
+
+class StorageError(AtelierError):
+    """The storage layer failed."""
+
+
+class PluginError(AtelierError):
+    """A plugin failed to load, unload or run."""
+
+    def __init__(self, plugin: str, message: str) -> None:
+        super().__init__(f"plugin {plugin!r}: {message}")
+        self.plugin = plugin
+
+
+class PluginTimeout(PluginError):
+    """A plugin call ran past its configured time limit."""
+
+
+class UserError(AtelierError):
+    """An error whose message is meant for the user who caused it."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+class CommandError(UserError):
+    """Unknown command, bad option value or missing argument."""
+
+
+class PermissionDenied(UserError):
+    """The user is not allowed to do this here."""
+
+
+class RateLimited(UserError):
+    """A rate limit or quota was hit; ``retry_after`` is in seconds."""
+
+    def __init__(self, user_message: str, retry_after: float) -> None:
+        super().__init__(user_message)
+        self.retry_after = retry_after
+
+
+class InputRejected(UserError):
+    """The input is empty, too long or otherwise unacceptable."""

@@ -1,0 +1,190 @@
+"""What a plugin is: metadata plus the tools, commands, hooks and tasks it contributes.
+
+A plugin is one package (under ``plugins/`` or registered in the ``atelier.plugins``
+entry-point group) whose module exposes ``plugin = Plugin(...)``; decorators on that
+object declare its contributions. Nothing here loads or runs plugins: that is
+``bot.plugins.PluginManager``'s job.
+
+    plugin = Plugin("calculator", "Safe arithmetic")
+
+    @plugin.tool
+    async def calculate(expression: str, ctx: ToolContext) -> str:
+        '''Evaluate an arithmetic expression.
+
+        Args:
+            expression: The expression, e.g. ``(2 + 3) * 4``.
+        '''
+
+Tool parameters annotated ``ToolContext`` are injected by the core and never shown to
+(or produced by) the LLM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+from bot.events import Event, Origin, ReplyPart
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+OptionType = Literal["string", "integer", "number", "boolean"]
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One typed command option; platform menus are generated from these."""
+
+    name: str
+    type: OptionType = "string"
+    description: str = ""
+    required: bool = True
+    choices: tuple[str | int | float, ...] | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+    max_length: int | None = None
+    default: Any = None
+    rest: bool = False  # a string option that takes the rest of a text command line
+
+
+@dataclass(slots=True)
+class ToolContext:
+    """Injected into tools: where the call comes from. Never produced by the LLM."""
+
+    origin: Origin
+    server_pk: int
+    user_pk: int
+    channel_pk: int
+    config: BaseModel | None = None
+
+
+@dataclass(slots=True)
+class CommandContext:
+    """Given to command handlers."""
+
+    origin: Origin
+    server_pk: int
+    user_pk: int
+    channel_pk: int
+    conversation_pk: int
+    services: Services
+    config: BaseModel | None = None
+
+
+@dataclass(slots=True)
+class HookContext:
+    """Given to inbound/outbound hooks."""
+
+    origin: Origin
+    server_pk: int
+    config: BaseModel | None = None
+
+
+@dataclass(slots=True)
+class PluginContext:
+    """Given to ``setup``, ``teardown`` and background tasks."""
+
+    services: Services
+    config: BaseModel | None = None
+
+
+CommandResult = str | ReplyPart | Sequence[ReplyPart] | None
+CommandHandler = Callable[..., Awaitable[CommandResult] | AsyncIterator[ReplyPart]]
+InboundHook = Callable[[HookContext, Event], Awaitable[Event | None]]
+OutboundHook = Callable[[HookContext, ReplyPart], Awaitable[ReplyPart | None]]
+Task = Callable[[PluginContext], Awaitable[None]]
+Lifecycle = Callable[[PluginContext], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Command:
+    """A command, or (with ``subcommands``) a group of them such as ``/plugins``."""
+
+    name: str
+    description: str
+    handler: CommandHandler | None = None
+    options: tuple[Option, ...] = ()
+    subcommands: dict[str, Command] = field(default_factory=dict)
+    admin_only: bool = False
+    plugin: str = ""
+
+
+@dataclass(slots=True)
+class Plugin:
+    """A plugin's metadata and contributions (filled by the decorators below)."""
+
+    name: str
+    description: str
+    version: str = "0.1.0"
+    config_model: type[BaseModel] | None = None
+    enabled_by_default: bool = True
+    tools: list[Callable[..., Awaitable[Any]]] = field(default_factory=list)
+    commands: dict[str, Command] = field(default_factory=dict)
+    inbound_hooks: list[InboundHook] = field(default_factory=list)
+    outbound_hooks: list[OutboundHook] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
+    setup: Lifecycle | None = None
+    teardown: Lifecycle | None = None
+
+    def tool(self, func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """Declare an async function as an agent tool (its docstring is its schema)."""
+        self.tools.append(func)
+        return func
+
+    def group(self, name: str, description: str, *, admin_only: bool = False) -> None:
+        """Declare a command group such as ``/plugins`` whose subcommands follow."""
+        self.commands[name] = Command(name, description, admin_only=admin_only, plugin=self.name)
+
+    def command(
+        self,
+        name: str,
+        description: str,
+        *options: Option,
+        admin_only: bool = False,
+    ) -> Callable[[CommandHandler], CommandHandler]:
+        """Declare a command; ``"group sub"`` declares a subcommand of a declared group.
+
+        The handler is called as ``handler(ctx: CommandContext, **options)`` and returns
+        text, reply parts, or is an async generator of reply parts.
+        """
+
+        def register(handler: CommandHandler) -> CommandHandler:
+            group, _, sub = name.partition(" ")
+            cmd = Command(sub or group, description, handler, tuple(options), {}, admin_only,
+                          self.name)
+            if sub:
+                self.commands[group].subcommands[sub] = cmd
+            else:
+                self.commands[group] = cmd
+            return handler
+
+        return register
+
+    def inbound(self, hook: InboundHook) -> InboundHook:
+        """Declare an inbound hook: return the (maybe changed) event, or None to drop it."""
+        self.inbound_hooks.append(hook)
+        return hook
+
+    def outbound(self, hook: OutboundHook) -> OutboundHook:
+        """Declare an outbound hook: return the (maybe changed) part, or None to drop it."""
+        self.outbound_hooks.append(hook)
+        return hook
+
+    def task(self, func: Task) -> Task:
+        """Declare a background task, started on load and cancelled on unload."""
+        self.tasks.append(func)
+        return func
+
+    def on_setup(self, func: Lifecycle) -> Lifecycle:
+        """Declare the async setup run on load (a failure rolls the load back)."""
+        self.setup = func
+        return func
+
+    def on_teardown(self, func: Lifecycle) -> Lifecycle:
+        """Declare the async teardown run on unload (errors are logged)."""
+        self.teardown = func
+        return func
