@@ -96,6 +96,7 @@ CommandResult = str | ReplyPart | Sequence[ReplyPart] | None
 CommandHandler = Callable[..., Awaitable[CommandResult] | AsyncIterator[ReplyPart]]
 InboundHook = Callable[[HookContext, Event], Awaitable[Event | None]]
 OutboundHook = Callable[[HookContext, ReplyPart], Awaitable[ReplyPart | None]]
+ButtonHandler = Callable[..., Awaitable[CommandResult] | AsyncIterator[ReplyPart]]
 Task = Callable[[PluginContext], Awaitable[None]]
 Lifecycle = Callable[[PluginContext], Awaitable[None]]
 
@@ -122,10 +123,12 @@ class Plugin:
     version: str = "0.1.0"
     config_model: type[BaseModel] | None = None
     enabled_by_default: bool = True
+    required: bool = False  # cannot be disabled (the admin plugin: no lock-out)
     tools: list[Callable[..., Awaitable[Any]]] = field(default_factory=list)
     commands: dict[str, Command] = field(default_factory=dict)
     inbound_hooks: list[InboundHook] = field(default_factory=list)
     outbound_hooks: list[OutboundHook] = field(default_factory=list)
+    buttons: dict[str, ButtonHandler] = field(default_factory=dict)
     tasks: list[Task] = field(default_factory=list)
     setup: Lifecycle | None = None
     teardown: Lifecycle | None = None
@@ -154,8 +157,9 @@ class Plugin:
 
         def register(handler: CommandHandler) -> CommandHandler:
             group, _, sub = name.partition(" ")
-            cmd = Command(sub or group, description, handler, tuple(options), {}, admin_only,
-                          self.name)
+            cmd = Command(
+                sub or group, description, handler, tuple(options), {}, admin_only, self.name
+            )
             if sub:
                 self.commands[group].subcommands[sub] = cmd
             else:
@@ -173,6 +177,18 @@ class Plugin:
         """Declare an outbound hook: return the (maybe changed) part, or None to drop it."""
         self.outbound_hooks.append(hook)
         return hook
+
+    def button(self, action: str) -> Callable[[ButtonHandler], ButtonHandler]:
+        """Declare the handler of buttons whose ``custom_id`` is ``<plugin>:<action>:<arg>``.
+
+        Called as ``handler(ctx: CommandContext, arg: str)``; same results as commands.
+        """
+
+        def register(handler: ButtonHandler) -> ButtonHandler:
+            self.buttons[action] = handler
+            return handler
+
+        return register
 
     def task(self, func: Task) -> Task:
         """Declare a background task, started on load and cancelled on unload."""

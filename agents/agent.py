@@ -1,0 +1,175 @@
+"""The agent: one chat turn = history within budget + the server's tools + the LLM loop.
+
+Built on langchain-core (any ``BaseChatModel`` with ``bind_tools``): stream the model's
+answer, run the tool calls it makes (context injected by the core, never by the LLM),
+feed the results back, repeat up to ``agent.max_steps``. The conversation's memory comes
+from storage and is cut to the model's context window, oldest first; an over-long message
+is shortened, never a crash. This module must not know about platforms or plugins.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.tools import BaseTool
+
+from bot.events import Origin, Progress, ReplyPart, Text, TextDelta
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from bot.config import Settings
+    from storage.repository import Identity, Storage, StoredMessage
+
+log = logging.getLogger(__name__)
+TRUNCATION_MARK = "\n[…message shortened to fit the context window…]\n"
+
+
+@dataclass(slots=True)
+class Turn:
+    """One user message to answer, with what the core decided around it."""
+
+    origin: Origin
+    identity: Identity
+    text: str
+    tools: Sequence[BaseTool]
+    system_prompt: str | None = None
+
+
+class Agent:
+    """Answers turns with a chat model, the turn's tools and stored memory."""
+
+    def __init__(self, model: BaseChatModel, settings: Settings, storage: Storage) -> None:
+        self.model = model
+        self.settings = settings
+        self.storage = storage
+        counter = getattr(model, "count_tokens", None)
+        self.count_tokens: Callable[[str], int] = counter if callable(counter) else _estimate
+        window = getattr(model, "context_window", None)
+        self.context_window: int = window if isinstance(window, int) else settings.llm.n_ctx
+
+    async def run(self, turn: Turn) -> AsyncIterator[ReplyPart]:
+        """Answer ``turn``: stream text deltas, then the final ``Text``; persist both."""
+        agent = self.settings.agent
+        history = await self.storage.history(turn.identity.conversation_pk, agent.history_messages)
+        messages, user_text = self.context(turn, history)
+        bound = self.model.bind_tools(list(turn.tools)) if turn.tools else self.model
+        by_name = {tool.name: tool for tool in turn.tools}
+        pieces: list[str] = []
+        key = str(turn.identity.server_pk)
+        for step in range(agent.max_steps):
+            model = bound if step < agent.max_steps - 1 else self.model
+            reply: AIMessageChunk | None = None
+            async for chunk in model.astream(messages, fairness_key=key):
+                text = _text_of(chunk)
+                if text:
+                    pieces.append(text)
+                    yield TextDelta(text)
+                reply = chunk if reply is None else reply + chunk
+            if reply is None or not reply.tool_calls:
+                break
+            messages.append(AIMessage(content=reply.content, tool_calls=reply.tool_calls))
+            for call in reply.tool_calls:
+                yield Progress(f"using {call['name']}")
+                result = await self._call_tool(by_name, call["name"], call["args"])
+                messages.append(ToolMessage(result, tool_call_id=call["id"] or call["name"]))
+        answer = "".join(pieces).strip() or "(no answer)"
+        yield Text(answer)
+        await self.storage.append_messages(
+            turn.identity.conversation_pk,
+            [
+                ("user", user_text, self.count_tokens(user_text)),
+                ("assistant", answer, self.count_tokens(answer)),
+            ],
+        )
+
+    def context(
+        self, turn: Turn, history: Sequence[StoredMessage]
+    ) -> tuple[list[BaseMessage], str]:
+        """System prompt + as much recent history as fits + the (maybe shortened) message."""
+        system = self._system_prompt(turn)
+        budget = (
+            self.context_window
+            - self.settings.llm.max_tokens
+            - self.settings.agent.context_reserve_tokens
+            - self.count_tokens(system)
+        )
+        text = self._fit(turn.text, max(budget, 16))
+        budget -= self.count_tokens(text)
+        kept: list[BaseMessage] = []
+        for stored in reversed(history):
+            cost = stored.token_count or self.count_tokens(stored.content)
+            if cost > budget:
+                break
+            budget -= cost
+            kept.append(_to_message(stored))
+        kept.reverse()
+        return [SystemMessage(system), *kept, HumanMessage(text)], text
+
+    def _system_prompt(self, turn: Turn) -> str:
+        base = turn.system_prompt or self.settings.agent.system_prompt
+        o = turn.origin
+        where = (
+            f"Context (set by the bot, not by the user): platform {o.platform}, "
+            f"server {o.server_name or o.server_id}, channel {o.channel_name or o.channel_id}, "
+            f"user {o.user_name or o.user_id}."
+        )
+        return f"{base}\n{where}"
+
+    def _fit(self, text: str, budget: int) -> str:
+        """Shorten ``text`` to ``budget`` tokens, keeping its start and its end."""
+        tokens = self.count_tokens(text)
+        if tokens <= budget:
+            return text
+        keep = max(int(len(text) * budget / tokens * 0.9) - len(TRUNCATION_MARK), 8)
+        while True:
+            head, tail = text[: keep * 2 // 3], text[len(text) - keep // 3 :]
+            fitted = head + TRUNCATION_MARK + tail
+            if self.count_tokens(fitted) <= budget or keep <= 8:
+                return fitted
+            keep = int(keep * 0.8)
+
+    async def _call_tool(self, tools: dict[str, BaseTool], name: str, args: dict[str, Any]) -> str:
+        """Run one tool call; any failure becomes a message to the model, not a crash."""
+        tool = tools.get(name)
+        if tool is None:
+            return f"error: there is no tool named {name!r}; tools: {', '.join(tools)}"
+        try:
+            return str(await tool.ainvoke(args))
+        except Exception as exc:
+            log.warning("tool %s failed: %s", name, exc, exc_info=True)
+            message = getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}"
+            return f"error: the tool {name} failed: {message}"
+
+
+def _estimate(text: str) -> int:
+    """Token estimate for models without a tokenizer: about four characters a token."""
+    return len(text) // 4 + 1
+
+
+def _text_of(chunk: AIMessageChunk) -> str:
+    content = chunk.content
+    if isinstance(content, str):
+        return content
+    return "".join(
+        part if isinstance(part, str) else str(part.get("text", ""))
+        for part in content
+        if isinstance(part, str) or part.get("type") == "text"
+    )
+
+
+def _to_message(stored: StoredMessage) -> BaseMessage:
+    if stored.role == "assistant":
+        return AIMessage(stored.content)
+    return HumanMessage(stored.content)

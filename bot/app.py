@@ -1,0 +1,93 @@
+"""Assembles a running bot: storage, the chat model, plugins, agent and router.
+
+Adapters (console, Discord, Telegram) receive an ``App`` and talk only to ``app.router``.
+Start-up errors (bad config, missing model, unreachable database) surface as
+``ConfigError`` / ``ModelError`` / ``StorageError`` with a message naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from agents.agent import Agent
+from bot.config import Settings
+from bot.plugins import PluginManager
+from bot.router import Router
+from bot.server_state import ServerState
+from bot.services import Services
+from storage.repository import Storage
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+log = logging.getLogger(__name__)
+
+
+class App:
+    """A running bot; use ``await App.start(settings)`` or ``async with await App.start``."""
+
+    def __init__(self, services: Services, router: Router) -> None:
+        self.services = services
+        self.router = router
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        *,
+        chat_model: BaseChatModel | None = None,
+        status: Callable[[str], None] | None = None,
+    ) -> App:
+        """Open storage (migrating it), load the LLM unless given, load the plugins."""
+        say = status or (lambda message: log.info("%s", message))
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if chat_model is None:
+            chat_model = await _load_model(settings, say)
+        say("opening storage")
+        storage = await Storage.open(settings.database_url, echo=settings.storage.echo)
+        try:
+            services = Services(settings, storage, ServerState(storage), chat_model)
+            services.plugins = PluginManager(services)
+            say("loading plugins")
+            await services.plugins.load_all()
+            agent = Agent(chat_model, settings, storage)
+        except BaseException:
+            await storage.close()
+            raise
+        return cls(services, Router(services, agent))
+
+    async def aclose(self) -> None:
+        """Unload plugins, then close storage (flushing pending writes)."""
+        try:
+            await self.services.plugins.close()
+        finally:
+            await self.services.storage.close()
+            closer = getattr(self.services.chat_model, "close", None)
+            if callable(closer):
+                closer()
+
+    async def __aenter__(self) -> App:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def _load_model(settings: Settings, say: Callable[[str], None]) -> BaseChatModel:
+    from agents.factory import build_chat_model, resolve_model_path
+
+    if settings.llm.backend == "llamacpp":
+        path = await asyncio.to_thread(resolve_model_path, settings)
+        say(f"loading model {path}")
+    else:
+        say(f"connecting to {settings.llm.base_url}")
+    return await asyncio.to_thread(build_chat_model, settings)

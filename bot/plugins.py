@@ -1,0 +1,326 @@
+"""Plugin discovery, atomic load/unload/reload, and per-server enablement.
+
+Built-ins are the packages under ``plugins/``; others register an entry point in the
+``atelier.plugins`` group (pointing at a module exposing ``plugin`` or at the ``Plugin``
+itself). A plugin that fails to import, set up or tear down is logged and left out: it
+never takes the bot down. What a server sees is decided here: ``enabled_for(server_pk)``
+is the only way the router, the agent and the help text learn which plugins apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import pkgutil
+import sys
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+import plugins as builtin_plugins
+from bot.errors import CommandError, PluginError, PluginTimeout, UserError
+from bot.plugin_api import Command, Plugin, PluginContext
+from bot.tools import ToolSpec, make_spec
+
+if TYPE_CHECKING:
+    from bot.services import Services
+    from storage.repository import PluginOverride
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+ENTRY_POINT_GROUP = "atelier.plugins"
+_OVERRIDE_TTL_S = 2.0  # other processes' changes show up within this
+
+
+@dataclass(slots=True)
+class Source:
+    """Where a plugin comes from: a module path (built-in or entry point)."""
+
+    name: str
+    module: str
+    attr: str = "plugin"
+
+
+@dataclass(slots=True)
+class Loaded:
+    """A plugin that is loaded and running."""
+
+    plugin: Plugin
+    source: Source
+    tools: list[ToolSpec]
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def discover_sources(*, include_entry_points: bool = True) -> dict[str, Source]:
+    """Find built-in plugin packages and ``atelier.plugins`` entry points (not imported)."""
+    found = {
+        info.name: Source(info.name, f"{builtin_plugins.__name__}.{info.name}")
+        for info in pkgutil.iter_modules(builtin_plugins.__path__)
+        if info.ispkg
+    }
+    if include_entry_points:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            module, _, attr = ep.value.partition(":")
+            found[ep.name] = Source(ep.name, module.strip(), attr.strip() or "plugin")
+    return found
+
+
+def discover_plugins(*, include_entry_points: bool = True) -> dict[str, Plugin]:
+    """Import every discoverable plugin and return its metadata (for listings)."""
+    result: dict[str, Plugin] = {}
+    for name, source in discover_sources(include_entry_points=include_entry_points).items():
+        try:
+            result[name] = _import_plugin(source)
+        except PluginError as exc:
+            log.error("%s", exc)
+    return result
+
+
+class PluginManager:
+    """Loads plugins and answers which of them apply in a server."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.loaded: dict[str, Loaded] = {}
+        self.sources: dict[str, Source] = {}
+        self._overrides: dict[int, tuple[float, dict[str, PluginOverride]]] = {}
+        self._lock = asyncio.Lock()
+
+    # ---- lifecycle ---------------------------------------------------------------
+
+    async def load_all(self) -> None:
+        """Discover and load every plugin; failures are logged and skipped."""
+        settings = self.services.settings.plugins
+        self.sources = discover_sources(include_entry_points=not settings.disable_entry_points)
+        for name in sorted(self.sources):
+            try:
+                await self.load(name)
+            except PluginError as exc:
+                log.error("%s", exc)
+
+    async def load(self, name: str) -> Plugin:
+        """Load (or atomically replace) plugin ``name``; on failure nothing changes."""
+        source = self.sources.get(name)
+        if source is None:
+            raise PluginError(name, f"unknown plugin; known: {', '.join(sorted(self.sources))}")
+        async with self._lock:
+            saved = _snapshot_modules(source.module)
+            try:
+                fresh = await self._start(source)
+            except Exception:
+                _restore_modules(source.module, saved)
+                raise
+            old = self.loaded.get(name)
+            self.loaded[name] = fresh
+            if old is not None:
+                await self._stop(old)
+            return fresh.plugin
+
+    async def unload(self, name: str) -> None:
+        """Stop plugin ``name``: cancel its tasks and run its teardown (errors logged)."""
+        async with self._lock:
+            loaded = self.loaded.pop(name, None)
+            if loaded is None:
+                raise PluginError(name, "not loaded")
+            await self._stop(loaded)
+            _restore_modules(loaded.source.module, {})
+
+    async def reload(self, name: str) -> Plugin:
+        """Re-import and restart ``name``; the old version keeps running if that fails."""
+        return await self.load(name)
+
+    async def close(self) -> None:
+        """Unload every plugin."""
+        for name in list(self.loaded):
+            await self.unload(name)
+
+    async def _start(self, source: Source) -> Loaded:
+        _restore_modules(source.module, {})
+        plugin = _import_plugin(source)
+        if plugin.name != source.name:
+            raise PluginError(source.name, f"declares the name {plugin.name!r}")
+        try:
+            tools = [make_spec(plugin.name, func) for func in plugin.tools]
+        except Exception as exc:
+            raise PluginError(plugin.name, f"bad tool: {exc}") from exc
+        ctx = PluginContext(self.services, self.default_config(plugin))
+        if plugin.setup is not None:
+            await self.call(plugin.name, plugin.setup(ctx))
+        loaded = Loaded(plugin, source, tools)
+        for task in plugin.tasks:
+            loaded.tasks.append(asyncio.create_task(self._guard(plugin.name, task(ctx))))
+        log.info("loaded plugin %s %s", plugin.name, plugin.version)
+        return loaded
+
+    async def _stop(self, loaded: Loaded) -> None:
+        for task in loaded.tasks:
+            task.cancel()
+        await asyncio.gather(*loaded.tasks, return_exceptions=True)
+        try:
+            if loaded.plugin.teardown is not None:
+                ctx = PluginContext(self.services, self.default_config(loaded.plugin))
+                await self.call(loaded.plugin.name, loaded.plugin.teardown(ctx))
+        except PluginError as exc:
+            log.error("teardown failed: %s", exc)
+        finally:
+            log.info("unloaded plugin %s", loaded.plugin.name)
+
+    async def _guard(self, name: str, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background task of plugin %s failed", name)
+
+    # ---- calls -------------------------------------------------------------------
+
+    def timeout_for(self, name: str) -> float:
+        """The per-call time limit for plugin ``name`` (config ``plugins.timeouts``)."""
+        settings = self.services.settings.plugins
+        return settings.timeouts.get(name, settings.call_timeout_s)
+
+    async def call(self, name: str, work: Awaitable[T]) -> T:
+        """Await ``work`` of plugin ``name`` within its time limit; wrap its failures."""
+        timeout = self.timeout_for(name)
+        try:
+            return await asyncio.wait_for(work, timeout)
+        except TimeoutError as exc:
+            raise PluginTimeout(name, f"timed out after {timeout}s") from exc
+        except (PluginError, UserError, StopAsyncIteration):
+            raise
+        except Exception as exc:
+            raise PluginError(name, f"{type(exc).__name__}: {exc}") from exc
+
+    # ---- per-server enablement ---------------------------------------------------
+
+    def default_enabled(self, plugin: Plugin) -> bool:
+        """Whether ``plugin`` is on where a server has no override (config, then plugin)."""
+        configured = self.services.settings.plugins.enabled
+        return plugin.required or configured.get(plugin.name, plugin.enabled_by_default)
+
+    async def overrides(self, server_pk: int) -> dict[str, PluginOverride]:
+        """The server's stored overrides (cached briefly)."""
+        now = time.monotonic()
+        cached = self._overrides.get(server_pk)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        fresh = await self.services.storage.plugin_overrides(server_pk)
+        self._overrides[server_pk] = (now + _OVERRIDE_TTL_S, fresh)
+        return fresh
+
+    async def enabled_for(self, server_pk: int) -> list[Loaded]:
+        """Loaded plugins that apply in this server, in name order."""
+        overrides = await self.overrides(server_pk)
+        result = []
+        for name in sorted(self.loaded):
+            loaded = self.loaded[name]
+            override = overrides.get(name)
+            on = self.default_enabled(loaded.plugin)
+            if override is not None and override.enabled is not None and not loaded.plugin.required:
+                on = override.enabled
+            if on:
+                result.append(loaded)
+        return result
+
+    async def is_enabled(self, server_pk: int, name: str) -> bool:
+        """Whether plugin ``name`` applies in this server."""
+        return any(item.plugin.name == name for item in await self.enabled_for(server_pk))
+
+    async def set_enabled(self, server_pk: int, name: str, enabled: bool) -> None:
+        """Store an override for one server; takes effect at once in this process."""
+        plugin = self.require(name).plugin
+        if plugin.required and not enabled:
+            raise CommandError(f"plugin {name} is required and cannot be disabled")
+        await self.services.storage.set_plugin_enabled(server_pk, name, enabled)
+        self._overrides.pop(server_pk, None)
+
+    async def set_config(self, server_pk: int, name: str, key: str, value: str) -> Any:
+        """Set one config key for one server; validated by the plugin's config model."""
+        plugin = self.require(name).plugin
+        if plugin.config_model is None:
+            raise CommandError(f"plugin {name} has no settings")
+        fields = plugin.config_model.model_fields
+        if key not in fields:
+            raise CommandError(
+                f"plugin {name} has no setting {key!r}; settings: {', '.join(fields)}"
+            )
+        current = (await self.overrides(server_pk)).get(name)
+        stored = dict(current.config) if current else {}
+        model = self._validate(plugin, {**self._file_config(name), **stored, key: value})
+        stored[key] = model.model_dump(mode="json")[key]
+        await self.services.storage.set_plugin_config(server_pk, name, stored)
+        self._overrides.pop(server_pk, None)
+        return stored[key]
+
+    async def config_for(self, server_pk: int, plugin: Plugin) -> BaseModel | None:
+        """The plugin's config in this server: defaults, then config.toml, then overrides."""
+        if plugin.config_model is None:
+            return None
+        override = (await self.overrides(server_pk)).get(plugin.name)
+        stored = override.config if override else {}
+        return self._validate(plugin, {**self._file_config(plugin.name), **stored})
+
+    def default_config(self, plugin: Plugin) -> BaseModel | None:
+        """The plugin's config from config.toml alone (for setup and tasks)."""
+        if plugin.config_model is None:
+            return None
+        return self._validate(plugin, self._file_config(plugin.name))
+
+    def require(self, name: str) -> Loaded:
+        """The loaded plugin ``name``, or a CommandError listing the known names."""
+        loaded = self.loaded.get(name)
+        if loaded is None:
+            known = ", ".join(sorted(self.loaded))
+            raise CommandError(f"unknown plugin {name!r}; known plugins: {known}")
+        return loaded
+
+    def find_command(self, name: str) -> tuple[Loaded, Command] | None:
+        """The loaded plugin that declares command ``name`` (enabled or not)."""
+        for loaded in self.loaded.values():
+            cmd = loaded.plugin.commands.get(name)
+            if cmd is not None:
+                return loaded, cmd
+        return None
+
+    def _file_config(self, name: str) -> dict[str, Any]:
+        return dict(self.services.settings.plugins.config.get(name, {}))
+
+    def _validate(self, plugin: Plugin, values: dict[str, Any]) -> BaseModel:
+        assert plugin.config_model is not None
+        try:
+            return plugin.config_model.model_validate(values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            raise CommandError(f"plugin {plugin.name}: setting {key}: {err['msg']}") from exc
+
+
+def _import_plugin(source: Source) -> Plugin:
+    try:
+        module = importlib.import_module(source.module)
+        found: Any = getattr(module, source.attr)
+    except Exception as exc:
+        raise PluginError(source.name, f"cannot import {source.module}: {exc}") from exc
+    if isinstance(found, ModuleType):
+        found = getattr(found, "plugin", None)
+    if not isinstance(found, Plugin):
+        raise PluginError(source.name, f"{source.module}:{source.attr} is not a Plugin")
+    return found
+
+
+def _snapshot_modules(prefix: str) -> dict[str, ModuleType]:
+    return {k: m for k, m in sys.modules.items() if k == prefix or k.startswith(prefix + ".")}
+
+
+def _restore_modules(prefix: str, saved: dict[str, ModuleType]) -> None:
+    """Purge ``prefix``'s modules from ``sys.modules``, then put ``saved`` back."""
+    for key in list(_snapshot_modules(prefix)):
+        del sys.modules[key]
+    sys.modules.update(saved)

@@ -1,0 +1,55 @@
+"""Token-bucket rate limits keyed by user or server (in-process).
+
+Nothing here knows about events; the router asks ``take(key)`` and turns a positive
+``retry_after`` into a "slow down" reply. Buckets live in this process: with several bot
+processes each enforces its own share (a Redis-backed limiter can replace this class).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+
+
+class TokenBuckets:
+    """Many token buckets of one shape: ``capacity`` tokens, refilled at ``rate`` per second."""
+
+    def __init__(
+        self,
+        capacity: float,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.capacity = capacity
+        self.rate = rate
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: dict[Hashable, tuple[float, float]] = {}
+
+    def take(self, key: Hashable, cost: float = 1.0) -> float:
+        """Take ``cost`` tokens; return 0 on success, else seconds until they would exist."""
+        now = self._clock()
+        tokens, stamp = self._buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - stamp) * self.rate)
+        if tokens >= cost:
+            self._buckets[key] = (tokens - cost, now)
+            if len(self._buckets) > self._max_keys:
+                self._prune(now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (cost - tokens) / self.rate
+
+    def refund(self, key: Hashable, cost: float = 1.0) -> None:
+        """Give back tokens taken for work that was not done (e.g. another limit refused)."""
+        if key in self._buckets:
+            tokens, stamp = self._buckets[key]
+            self._buckets[key] = (min(self.capacity, tokens + cost), stamp)
+
+    def _prune(self, now: float) -> None:
+        """Forget buckets that have refilled completely: they equal a fresh bucket."""
+        full_after = self.capacity / self.rate
+        stale = [k for k, (_, stamp) in self._buckets.items() if now - stamp >= full_after]
+        for key in stale:
+            del self._buckets[key]

@@ -1,0 +1,283 @@
+"""The router: every event's way from an adapter to a stream of reply parts.
+
+identify (storage) → guards (size, rate limits, enabled plugins' inbound hooks) → a
+command handler or the agent → enabled plugins' outbound hooks → back to the adapter.
+Turns of one conversation run in order; different conversations run concurrently.
+Errors meant for users become ``Error`` parts; anything else is logged and the user gets
+a short message. The router never imports a platform SDK and never decides rendering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from agents.agent import Agent, Turn
+from bot.commands import bind, resolve
+from bot.errors import (
+    CommandError,
+    InputRejected,
+    PermissionDenied,
+    PluginError,
+    RateLimited,
+    UserError,
+)
+from bot.events import ButtonEvent, CommandEvent, Error, Event, MessageEvent, ReplyPart, Text
+from bot.plugin_api import Command, CommandContext, HookContext, ToolContext
+from bot.plugins import Loaded
+from bot.ratelimit import TokenBuckets
+from bot.services import Services
+from bot.tools import bind as bind_tool
+from storage.repository import Identity
+
+log = logging.getLogger(__name__)
+
+
+class Router:
+    """Routes events to commands, buttons and the agent; see the module docstring."""
+
+    def __init__(self, services: Services, agent: Agent) -> None:
+        self.services = services
+        self.agent = agent
+        limits = services.settings.limits
+        self._users = TokenBuckets(limits.user_burst, limits.user_per_second)
+        self._servers = TokenBuckets(limits.server_burst, limits.server_per_second)
+        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+
+    async def handle(self, event: Event) -> AsyncIterator[ReplyPart]:
+        """Process one event; yields the reply parts to render, in order."""
+        if isinstance(event, MessageEvent) and not event.text.strip() and not event.attachments:
+            return  # an empty message is ignored, not answered
+        identity = await self.services.storage.identify(event.origin)
+        enabled = await self.services.plugins.enabled_for(identity.server_pk)
+        hook_ctx = HookContext(event.origin, identity.server_pk)
+        async with self._in_order(event.origin.conversation_key):
+            parts = self._guarded(event, identity, enabled, hook_ctx)
+            async for part in self._outbound(parts, enabled, hook_ctx):
+                yield part
+
+    # ---- stages ------------------------------------------------------------------
+
+    async def _guarded(
+        self, event: Event, identity: Identity, enabled: list[Loaded], hook_ctx: HookContext
+    ) -> AsyncIterator[ReplyPart]:
+        """Guards then dispatch; every failure ends as one ``Error`` part."""
+        try:
+            self._check_size(event)
+            self._check_rate(event, identity)
+            routed = await self._inbound(event, enabled, hook_ctx)
+            if routed is None:
+                return
+            async for part in self._dispatch(routed, identity, enabled):
+                yield part
+        except UserError as exc:
+            yield Error(exc.user_message)
+        except PluginError as exc:
+            log.error("%s", exc, exc_info=exc.__cause__ is not None)
+            yield Error(f"The {exc.plugin} plugin failed; the problem was logged.")
+        except Exception:
+            log.exception("turn failed for %s", event.origin)
+            yield Error("Something went wrong on my side; the problem was logged.")
+
+    def _check_size(self, event: Event) -> None:
+        limit = self.services.settings.limits.max_message_chars
+        text = event.text if isinstance(event, MessageEvent | CommandEvent) else ""
+        if len(text) > limit:
+            raise InputRejected(
+                f"Your message is {len(text)} characters long; the limit is {limit}."
+            )
+
+    def _check_rate(self, event: Event, identity: Identity) -> None:
+        user_key = (identity.server_pk, identity.user_pk)
+        scope = "from you"
+        wait = self._users.take(user_key)
+        if not wait:
+            scope = "in this server"
+            wait = self._servers.take(identity.server_pk)
+            if wait:
+                self._users.refund(user_key)
+        if wait:
+            when = f"in {wait:.0f} s" if wait >= 1 else "in a moment"
+            raise RateLimited(f"Slow down: too many messages {scope}. Try again {when}.", wait)
+
+    async def _inbound(self, event: Event, enabled: list[Loaded], ctx: HookContext) -> Event | None:
+        for loaded in enabled:
+            for hook in loaded.plugin.inbound_hooks:
+                ctx.config = await self.services.plugins.config_for(ctx.server_pk, loaded.plugin)
+                result = await self.services.plugins.call(loaded.plugin.name, hook(ctx, event))
+                if result is None:
+                    return None
+                event = result
+        return event
+
+    async def _outbound(
+        self, parts: AsyncIterator[ReplyPart], enabled: list[Loaded], ctx: HookContext
+    ) -> AsyncIterator[ReplyPart]:
+        hooks = [(item, hook) for item in enabled for hook in item.plugin.outbound_hooks]
+        async for part in parts:
+            current: ReplyPart | None = part
+            for loaded, hook in hooks:
+                if current is None:
+                    break
+                try:
+                    ctx.config = await self.services.plugins.config_for(
+                        ctx.server_pk, loaded.plugin
+                    )
+                    current = await self.services.plugins.call(
+                        loaded.plugin.name, hook(ctx, current)
+                    )
+                except PluginError as exc:
+                    log.error("outbound hook: %s", exc)
+                    current = Error(f"The {exc.plugin} plugin failed; the problem was logged.")
+            if current is not None:
+                yield current
+
+    async def _dispatch(
+        self, event: Event, identity: Identity, enabled: list[Loaded]
+    ) -> AsyncIterator[ReplyPart]:
+        if isinstance(event, CommandEvent):
+            parts = self._command(event, identity, enabled)
+        elif isinstance(event, ButtonEvent):
+            parts = self._button(event, identity, enabled)
+        else:
+            parts = self._chat(event, identity, enabled)
+        async for part in parts:
+            yield part
+
+    # ---- commands, buttons, chat -------------------------------------------------
+
+    async def _command(
+        self, event: CommandEvent, identity: Identity, enabled: list[Loaded]
+    ) -> AsyncIterator[ReplyPart]:
+        name = event.name.lower()
+        found = self.services.plugins.find_command(name)
+        if found is None:
+            raise CommandError(f"Unknown command /{name}. {command_list(enabled)}")
+        loaded, root = found
+        if loaded not in enabled:
+            raise CommandError(
+                f"/{name} belongs to the {loaded.plugin.name} plugin, which is disabled in "
+                f"this server. {command_list(enabled)}"
+            )
+        cmd, path, tokens = resolve(root, event)
+        values = bind(cmd, path, tokens, event.options)
+        await self._authorize(root, cmd, path, values, event, identity)
+        assert cmd.handler is not None, f"/{path} has no handler"
+        ctx = await self._command_context(event, identity, loaded)
+        async for part in self._run(loaded, cmd.handler(ctx, **values)):
+            yield part
+
+    async def _authorize(
+        self,
+        root: Command,
+        cmd: Command,
+        path: str,
+        values: dict[str, Any],
+        event: CommandEvent,
+        identity: Identity,
+    ) -> None:
+        """Admin-only commands: checked here, in the core, and audit-logged either way."""
+        if not (root.admin_only or cmd.admin_only):
+            return
+        allowed = event.origin.is_admin
+        target = " ".join(str(v) for v in values.values() if v is not None)
+        await self.services.storage.audit(
+            identity.server_pk,
+            identity.user_pk,
+            f"/{path}",
+            target,
+            allowed=allowed,
+            detail={"options": {k: v for k, v in values.items() if v is not None}},
+        )
+        if not allowed:
+            raise PermissionDenied(f"Only server admins may use /{path}.")
+
+    async def _button(
+        self, event: ButtonEvent, identity: Identity, enabled: list[Loaded]
+    ) -> AsyncIterator[ReplyPart]:
+        plugin_name, _, rest = event.custom_id.partition(":")
+        action, _, arg = rest.partition(":")
+        loaded = next((item for item in enabled if item.plugin.name == plugin_name), None)
+        handler = loaded.plugin.buttons.get(action) if loaded else None
+        if loaded is None or handler is None:
+            raise CommandError("This button no longer works here.")
+        ctx = await self._command_context(event, identity, loaded)
+        async for part in self._run(loaded, handler(ctx, arg)):
+            yield part
+
+    async def _chat(
+        self, event: MessageEvent, identity: Identity, enabled: list[Loaded]
+    ) -> AsyncIterator[ReplyPart]:
+        tools = []
+        for loaded in enabled:
+            config = await self.services.plugins.config_for(identity.server_pk, loaded.plugin)
+            ctx = ToolContext(
+                event.origin, identity.server_pk, identity.user_pk, identity.channel_pk, config
+            )
+            timeout = self.services.plugins.timeout_for(loaded.plugin.name)
+            tools.extend(bind_tool(spec, ctx, timeout) for spec in loaded.tools)
+        prompt = await self.services.server_state.system_prompt(identity.server_pk)
+        turn = Turn(event.origin, identity, event.text, tools, prompt)
+        async for part in self.agent.run(turn):
+            yield part
+
+    async def _command_context(
+        self, event: CommandEvent | ButtonEvent, identity: Identity, loaded: Loaded
+    ) -> CommandContext:
+        config = await self.services.plugins.config_for(identity.server_pk, loaded.plugin)
+        return CommandContext(
+            event.origin,
+            identity.server_pk,
+            identity.user_pk,
+            identity.channel_pk,
+            identity.conversation_pk,
+            self.services,
+            config,
+        )
+
+    async def _run(self, loaded: Loaded, result: Any) -> AsyncIterator[ReplyPart]:
+        """Normalise a handler's result (awaitable or async generator) into parts."""
+        name = loaded.plugin.name
+        if inspect.isasyncgen(result):
+            while True:
+                try:
+                    part = await self.services.plugins.call(name, result.__anext__())
+                except StopAsyncIteration:
+                    return
+                yield part
+        value = await self.services.plugins.call(name, result)
+        if value is None:
+            return
+        if isinstance(value, str):
+            yield Text(value)
+        elif isinstance(value, list | tuple):
+            for part in value:
+                yield part
+        else:
+            yield value
+
+    # ---- ordering ----------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _in_order(self, key: Hashable) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+def command_list(enabled: list[Loaded]) -> str:
+    """ "Commands here: /a, /b" for the plugins enabled in a server."""
+    names = sorted(name for item in enabled for name in item.plugin.commands)
+    return "Commands here: " + ", ".join(f"/{n}" for n in names) if names else "No commands here."

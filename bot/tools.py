@@ -1,0 +1,76 @@
+"""Turn plugin tool functions into LangChain tools with the caller's context injected.
+
+The schema the LLM sees comes from the function's signature and Google-style docstring,
+minus every parameter annotated ``ToolContext``: the core fills that one, so the model can
+never forge who is calling or from where. Schemas are built once per function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.tools import BaseTool, StructuredTool
+from langchain_core.tools.base import create_schema_from_function
+from pydantic import BaseModel
+
+from bot.errors import PluginError, PluginTimeout
+from bot.plugin_api import ToolContext
+
+ToolFunc = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A plugin tool with its schema computed once."""
+
+    plugin: str
+    name: str
+    description: str
+    schema: type[BaseModel]
+    func: ToolFunc
+    context_params: tuple[str, ...]
+
+
+def make_spec(plugin: str, func: ToolFunc) -> ToolSpec:
+    """Build the LLM-facing schema of ``func`` (context parameters removed)."""
+    if not inspect.iscoroutinefunction(func):
+        raise PluginError(plugin, f"tool {func.__name__} must be an async function")
+    hints = typing.get_type_hints(func)
+    context = tuple(name for name, hint in hints.items() if hint is ToolContext)
+    schema = create_schema_from_function(
+        func.__name__,
+        func,
+        filter_args=[*context, "return"],
+        parse_docstring=True,
+        error_on_invalid_docstring=False,
+    )
+    doc = inspect.getdoc(func) or ""
+    description = doc.split("\n\n", 1)[0].strip() or func.__name__
+    return ToolSpec(plugin, func.__name__, description, schema, func, context)
+
+
+def bind(spec: ToolSpec, ctx: ToolContext, timeout: float) -> BaseTool:
+    """A LangChain tool that calls ``spec.func`` with ``ctx`` injected, within ``timeout``."""
+
+    async def call(**kwargs: Any) -> Any:
+        for name in spec.context_params:
+            kwargs[name] = ctx
+        try:
+            return await asyncio.wait_for(spec.func(**kwargs), timeout)
+        except TimeoutError as exc:
+            raise PluginTimeout(
+                spec.plugin, f"tool {spec.name} timed out after {timeout}s"
+            ) from exc
+
+    return StructuredTool(
+        name=spec.name,
+        description=spec.description,
+        args_schema=spec.schema,
+        coroutine=call,
+        metadata={"plugin": spec.plugin},
+    )

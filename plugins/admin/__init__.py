@@ -1,0 +1,137 @@
+"""Built-in ``admin`` plugin: /plugins, /prompt, /forget and /help.
+
+Admin-only subcommands are marked ``admin_only``: the router checks the user's admin
+status and writes the audit log before any handler here runs. This plugin is required
+(it cannot be disabled), so an admin can never lock themselves out of /plugins.
+"""
+
+from __future__ import annotations
+
+from bot.events import Text
+from bot.plugin_api import CommandContext, Option, Plugin
+
+plugin = Plugin(
+    "admin",
+    "Server administration: plugins, system prompt, memory and help",
+    version="1.0.0",
+    required=True,
+)
+
+_NAME = Option("name", description="Plugin name")
+
+plugin.group("plugins", "List, enable, disable and configure plugins in this server")
+
+
+@plugin.command("plugins list", "Show every plugin and whether it is on in this server")
+async def plugins_list(ctx: CommandContext) -> str:
+    """One line per loaded plugin: name, on/off here and why, description."""
+    manager = ctx.services.plugins
+    overrides = await manager.overrides(ctx.server_pk)
+    enabled = {item.plugin.name for item in await manager.enabled_for(ctx.server_pk)}
+    lines = ["Plugins in this server:"]
+    for name in sorted(manager.loaded):
+        meta = manager.loaded[name].plugin
+        override = overrides.get(name)
+        if meta.required:
+            why = "required"
+        elif override is not None and override.enabled is not None:
+            why = "set here"
+        else:
+            why = "default"
+        state = "on " if name in enabled else "off"
+        lines.append(f"  {name:<12} {state} ({why})  v{meta.version} — {meta.description}")
+    return "\n".join(lines)
+
+
+@plugin.command("plugins enable", "Turn a plugin on in this server", _NAME, admin_only=True)
+async def plugins_enable(ctx: CommandContext, name: str) -> str:
+    """Enable plugin ``name`` in this server."""
+    await ctx.services.plugins.set_enabled(ctx.server_pk, name.lower(), True)
+    return f"Plugin {name.lower()} is now enabled in this server."
+
+
+@plugin.command("plugins disable", "Turn a plugin off in this server", _NAME, admin_only=True)
+async def plugins_disable(ctx: CommandContext, name: str) -> str:
+    """Disable plugin ``name`` in this server: no tools, commands or hooks here."""
+    await ctx.services.plugins.set_enabled(ctx.server_pk, name.lower(), False)
+    return f"Plugin {name.lower()} is now disabled in this server."
+
+
+@plugin.command(
+    "plugins config",
+    "Show a plugin's settings here, or set one",
+    _NAME,
+    Option("key", description="Setting to change", required=False),
+    Option("value", description="New value", required=False, rest=True),
+    admin_only=True,
+)
+async def plugins_config(
+    ctx: CommandContext, name: str, key: str | None = None, value: str | None = None
+) -> str:
+    """Show plugin ``name``'s settings, or set ``key`` to ``value`` for this server."""
+    manager = ctx.services.plugins
+    meta = manager.require(name.lower()).plugin
+    if key is None:
+        config = await manager.config_for(ctx.server_pk, meta)
+        if config is None:
+            return f"Plugin {meta.name} has no settings."
+        items = config.model_dump(mode="json").items()
+        return f"Settings of {meta.name} here:\n" + "\n".join(f"  {k} = {v!r}" for k, v in items)
+    if value is None:
+        return f"Give a value: /plugins config {meta.name} {key} VALUE"
+    stored = await manager.set_config(ctx.server_pk, meta.name, key, value)
+    return f"{meta.name}.{key} is now {stored!r} in this server."
+
+
+plugin.group("prompt", "Show or change this server's system prompt")
+
+
+@plugin.command("prompt show", "Show the system prompt used in this server")
+async def prompt_show(ctx: CommandContext) -> str:
+    """The server's own system prompt, or the configured default."""
+    own = await ctx.services.server_state.system_prompt(ctx.server_pk)
+    if own is None:
+        return "This server uses the default system prompt:\n" + (
+            ctx.services.settings.agent.system_prompt
+        )
+    return "This server's system prompt:\n" + own
+
+
+@plugin.command(
+    "prompt set",
+    "Set the system prompt for this server",
+    Option("text", description="The new system prompt", rest=True, max_length=4000),
+    admin_only=True,
+)
+async def prompt_set(ctx: CommandContext, text: str) -> str:
+    """Store a server-specific system prompt."""
+    await ctx.services.server_state.set_system_prompt(ctx.server_pk, text.strip())
+    return "System prompt updated for this server."
+
+
+@plugin.command("prompt reset", "Go back to the default system prompt", admin_only=True)
+async def prompt_reset(ctx: CommandContext) -> str:
+    """Drop the server-specific system prompt."""
+    await ctx.services.server_state.set_system_prompt(ctx.server_pk, None)
+    return "This server now uses the default system prompt."
+
+
+@plugin.command("forget", "Forget our conversation in this channel")
+async def forget(ctx: CommandContext) -> str:
+    """Delete this conversation's stored messages."""
+    count = await ctx.services.storage.clear_conversation(ctx.conversation_pk)
+    return f"Forgotten ({count} messages removed)." if count else "There was nothing to forget."
+
+
+@plugin.command("help", "List the commands available in this server")
+async def help_(ctx: CommandContext) -> Text:
+    """Every command of the plugins enabled here, with subcommands and descriptions."""
+    lines = ["Commands here:"]
+    for loaded in await ctx.services.plugins.enabled_for(ctx.server_pk):
+        for name, cmd in sorted(loaded.plugin.commands.items()):
+            lines.append(f"  /{name} — {cmd.description}")
+            for sub in cmd.subcommands.values():
+                admin = " (admins)" if sub.admin_only or cmd.admin_only else ""
+                lines.append(f"      {sub.name} — {sub.description}{admin}")
+    lines.append("Anything else you write goes to the assistant.")
+    return Text("\n".join(lines))

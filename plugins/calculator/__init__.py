@@ -1,0 +1,149 @@
+"""Built-in ``calculator`` plugin: safe arithmetic as an agent tool and a /calc command.
+
+The expression is parsed with ``ast`` and only numbers, arithmetic operators, parentheses
+and a fixed set of math functions are evaluated; names, attributes, calls to anything
+else and huge powers are refused. It never uses ``eval``.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.errors import UserError
+from bot.plugin_api import CommandContext, Option, Plugin, ToolContext
+
+
+class CalculatorConfig(BaseModel):
+    """Per-server settings of the calculator."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_length: int = Field(200, ge=1, le=10_000, description="Longest expression accepted")
+    decimals: int = Field(10, ge=0, le=15, description="Significant digits in results")
+
+
+plugin = Plugin(
+    "calculator",
+    "Safe arithmetic: + - * / // % **, parentheses, sqrt, sin, cos, log ...",
+    version="1.0.0",
+    config_model=CalculatorConfig,
+)
+
+_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
+    ast.UAdd: operator.pos,
+    ast.USub: operator.neg,
+}
+_FUNCTIONS: dict[str, Callable[..., float]] = {
+    name: getattr(math, name)
+    for name in ("sqrt", "sin", "cos", "tan", "log", "log10", "log2", "exp", "floor", "ceil")
+} | {"abs": abs, "round": round}
+_CONSTANTS = {"pi": math.pi, "e": math.e, "tau": math.tau}
+_MAX_EXPONENT = 10_000
+_MAX_RESULT_BITS = 100_000
+
+
+class CalcError(UserError):
+    """The expression cannot be evaluated; the message says why."""
+
+
+def evaluate(expression: str, *, max_length: int = 200) -> float | int:
+    """Evaluate an arithmetic expression safely, or raise ``CalcError``."""
+    text = expression.strip().replace("^", "**").replace("×", "*").replace("÷", "/")
+    if not text:
+        raise CalcError("The expression is empty.")
+    if len(text) > max_length:
+        raise CalcError(f"The expression is {len(text)} characters; the limit is {max_length}.")
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        raise CalcError(f"{expression!r} is not an arithmetic expression.") from None
+    try:
+        return _eval(tree.body)
+    except ZeroDivisionError:
+        raise CalcError("Division by zero.") from None
+    except (OverflowError, ValueError) as exc:
+        raise CalcError(f"Cannot compute that: {exc}.") from None
+
+
+def format_number(value: float | int, decimals: int = 10) -> str:
+    """Integers as they are; floats with ``decimals`` significant digits."""
+    if isinstance(value, int):
+        return str(value)
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.{decimals}g}"
+
+
+def _eval(node: ast.expr) -> Any:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in _CONSTANTS:
+        return _CONSTANTS[node.id]
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = _eval(node.left), _eval(node.right)
+        if isinstance(node.op, ast.Pow):
+            _check_power(left, right)
+        return _BINARY[type(node.op)](left, right)
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _UNARY[type(node.op)](_eval(node.operand))
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _FUNCTIONS
+        and not node.keywords
+    ):
+        return _FUNCTIONS[node.func.id](*(_eval(arg) for arg in node.args))
+    raise CalcError(f"Not allowed in an expression: {ast.unparse(node)!r}.")
+
+
+def _check_power(base: Any, exponent: Any) -> None:
+    """Refuse powers whose result would be absurdly large (time and memory)."""
+    too_big = abs(exponent) > _MAX_EXPONENT
+    if isinstance(base, int) and isinstance(exponent, int) and abs(base) > 1:
+        too_big = too_big or base.bit_length() * abs(exponent) > _MAX_RESULT_BITS
+    if too_big:
+        raise CalcError("That power is too large to compute.")
+
+
+def _config(config: BaseModel | None) -> CalculatorConfig:
+    return config if isinstance(config, CalculatorConfig) else CalculatorConfig()
+
+
+@plugin.tool
+async def calculate(expression: str, ctx: ToolContext) -> str:
+    """Evaluate an arithmetic expression exactly and return the result.
+
+    Args:
+        expression: Arithmetic such as "(12.5 + 3) * 4" or "sqrt(2) ** 2". Supports
+            + - * / // % ** parentheses, sqrt sin cos tan log exp abs round, pi and e.
+    """
+    cfg = _config(ctx.config)
+    value = evaluate(expression, max_length=cfg.max_length)
+    return f"{expression.strip()} = {format_number(value, cfg.decimals)}"
+
+
+@plugin.command(
+    "calc",
+    "Evaluate an arithmetic expression",
+    Option("expression", description="For example (2 + 3) * 4", rest=True),
+)
+async def calc(ctx: CommandContext, expression: str) -> str:
+    """The /calc command: same evaluator as the tool."""
+    cfg = _config(ctx.config)
+    value = evaluate(expression, max_length=cfg.max_length)
+    return f"{expression.strip()} = {format_number(value, cfg.decimals)}"

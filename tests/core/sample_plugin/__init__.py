@@ -1,0 +1,81 @@
+"""A plugin used by the core stories: a tool, commands, both hooks and a background task."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from pydantic import BaseModel
+
+from bot.events import Event, MessageEvent, Progress, ReplyPart, Text
+from bot.plugin_api import CommandContext, HookContext, Option, Plugin, PluginContext, ToolContext
+
+
+class EchoConfig(BaseModel):
+    """Settings of the sample plugin."""
+
+    suffix: str = " [echo]"
+
+
+plugin = Plugin("echo", "Sample plugin for tests", config_model=EchoConfig)
+events: list[str] = []
+started = asyncio.Event()
+
+
+@plugin.tool
+async def whoami(ctx: ToolContext) -> str:
+    """Tell who is asking (from injected context)."""
+    return f"user {ctx.origin.user_id} in server {ctx.origin.server_id}"
+
+
+@plugin.inbound
+async def mark_inbound(ctx: HookContext, event: Event) -> Event | None:
+    """Record every event; drop messages that say 'drop me'."""
+    events.append(f"in:{ctx.origin.server_id}")
+    if isinstance(event, MessageEvent) and event.text == "drop me":
+        return None
+    return event
+
+
+@plugin.outbound
+async def add_suffix(ctx: HookContext, part: ReplyPart) -> ReplyPart | None:
+    """Append the configured suffix to final texts."""
+    if isinstance(part, Text):
+        assert isinstance(ctx.config, EchoConfig)
+        return Text(part.text + ctx.config.suffix)
+    return part
+
+
+@plugin.command("echo", "Repeat text", Option("text", rest=True))
+async def echo(ctx: CommandContext, text: str) -> str:
+    """Repeat the text."""
+    return text
+
+
+@plugin.command("slow", "Sleep then answer", Option("seconds", "number", max_value=60))
+async def slow(ctx: CommandContext, seconds: float) -> AsyncIterator[ReplyPart]:
+    """Report progress, sleep, answer with the order it ran in."""
+    events.append(f"start:{ctx.origin.user_id}")
+    yield Progress("sleeping")
+    await asyncio.sleep(seconds)
+    events.append(f"end:{ctx.origin.user_id}")
+    yield Text(f"slept {seconds}")
+
+
+@plugin.command("boom", "Raise an error")
+async def boom(ctx: CommandContext) -> str:
+    """Fail on purpose."""
+    raise RuntimeError("kaboom")
+
+
+@plugin.button("again")
+async def again(ctx: CommandContext, arg: str) -> str:
+    """A button handler."""
+    return f"pressed {arg}"
+
+
+@plugin.task
+async def heartbeat(ctx: PluginContext) -> None:
+    """A background task that runs while the plugin is loaded."""
+    started.set()
+    await asyncio.Event().wait()
