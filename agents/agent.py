@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import (
     AIMessage,
-    AIMessageChunk,
     BaseMessage,
     HumanMessage,
     SystemMessage,
@@ -70,14 +69,14 @@ class Agent:
         key = str(turn.identity.server_pk)
         for step in range(agent.max_steps):
             model = bound if step < agent.max_steps - 1 else self.model
-            reply: AIMessageChunk | None = None
+            reply: BaseMessage | None = None
             async for chunk in model.astream(messages, fairness_key=key):
                 text = _text_of(chunk)
                 if text:
                     pieces.append(text)
                     yield TextDelta(text)
-                reply = chunk if reply is None else reply + chunk
-            if reply is None or not reply.tool_calls:
+                reply = chunk if reply is None else reply + chunk  # type: ignore[assignment]
+            if not isinstance(reply, AIMessage) or not reply.tool_calls:
                 break
             messages.append(AIMessage(content=reply.content, tool_calls=reply.tool_calls))
             for call in reply.tool_calls:
@@ -158,7 +157,7 @@ def _estimate(text: str) -> int:
     return len(text) // 4 + 1
 
 
-def _text_of(chunk: AIMessageChunk) -> str:
+def _text_of(chunk: BaseMessage) -> str:
     content = chunk.content
     if isinstance(content, str):
         return content

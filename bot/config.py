@@ -30,18 +30,18 @@ class LLMSettings(_Section):
     backend: Literal["llamacpp", "openai"] = "llamacpp"
     model_path: str = ""
     chat_format: str = "gemma"
-    n_ctx: int = Field(4096, ge=256, le=1_048_576)
+    n_ctx: int = Field(default=4096, ge=256, le=1_048_576)
     n_gpu_layers: int | None = None
-    n_threads: int | None = Field(None, ge=1)
-    n_batch: int = Field(512, ge=8)
-    max_tokens: int = Field(256, ge=1, le=32_768)
-    temperature: float = Field(0.7, ge=0.0, le=5.0)
-    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    n_threads: int | None = Field(default=None, ge=1)
+    n_batch: int = Field(default=512, ge=8)
+    max_tokens: int = Field(default=256, ge=1, le=32_768)
+    temperature: float = Field(default=0.7, ge=0.0, le=5.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
     seed: int = -1
     tool_calling: Literal["auto", "native", "grammar"] = "auto"
     base_url: str = "http://127.0.0.1:8080/v1"
     model: str = "local"
-    request_timeout_s: float = Field(300.0, gt=0)
+    request_timeout_s: float = Field(default=300.0, gt=0)
     api_key: SecretStr | None = None
 
 
@@ -59,26 +59,26 @@ class AgentSettings(_Section):
         "You are Atelier, a helpful assistant in a chat server. Answer briefly. "
         "Use a tool when it helps."
     )
-    max_steps: int = Field(4, ge=1, le=32)
-    history_messages: int = Field(40, ge=0, le=1000)
-    context_reserve_tokens: int = Field(256, ge=0)
+    max_steps: int = Field(default=4, ge=1, le=32)
+    history_messages: int = Field(default=40, ge=0, le=1000)
+    context_reserve_tokens: int = Field(default=256, ge=0)
 
 
 class LimitsSettings(_Section):
     """Input limits and token-bucket rate limits (capacity, then refill per second)."""
 
-    max_message_chars: int = Field(4000, ge=1)
-    user_burst: int = Field(5, ge=1)
-    user_per_second: float = Field(0.5, gt=0)
-    server_burst: int = Field(30, ge=1)
-    server_per_second: float = Field(5.0, gt=0)
+    max_message_chars: int = Field(default=4000, ge=1)
+    user_burst: int = Field(default=5, ge=1)
+    user_per_second: float = Field(default=0.5, gt=0)
+    server_burst: int = Field(default=30, ge=1)
+    server_per_second: float = Field(default=5.0, gt=0)
 
 
 class PluginsSettings(_Section):
     """Plugin defaults: which are on where no server override exists, limits, config."""
 
     enabled: dict[str, bool] = Field(default_factory=dict)
-    call_timeout_s: float = Field(30.0, gt=0)
+    call_timeout_s: float = Field(default=30.0, gt=0)
     timeouts: dict[str, float] = Field(default_factory=dict)
     config: dict[str, dict[str, Any]] = Field(default_factory=dict)
     disable_entry_points: bool = False

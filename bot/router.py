@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncGenerator, AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from typing import Any
+
+from langchain_core.tools import BaseTool
 
 from agents.agent import Agent, Turn
 from bot.commands import bind, resolve
@@ -212,7 +214,7 @@ class Router:
     async def _chat(
         self, event: MessageEvent, identity: Identity, enabled: list[Loaded]
     ) -> AsyncIterator[ReplyPart]:
-        tools = []
+        tools: list[BaseTool] = []
         for loaded in enabled:
             config = await self.services.plugins.config_for(identity.server_pk, loaded.plugin)
             ctx = ToolContext(
@@ -243,9 +245,10 @@ class Router:
         """Normalise a handler's result (awaitable or async generator) into parts."""
         name = loaded.plugin.name
         if inspect.isasyncgen(result):
+            stream: AsyncGenerator[ReplyPart, None] = result
             while True:
                 try:
-                    part = await self.services.plugins.call(name, result.__anext__())
+                    part: ReplyPart = await self.services.plugins.call(name, stream.__anext__())
                 except StopAsyncIteration:
                     return
                 yield part
@@ -255,8 +258,8 @@ class Router:
         if isinstance(value, str):
             yield Text(value)
         elif isinstance(value, list | tuple):
-            for part in value:
-                yield part
+            for item in value:
+                yield item
         else:
             yield value
 

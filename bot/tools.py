@@ -49,6 +49,8 @@ def make_spec(plugin: str, func: ToolFunc) -> ToolSpec:
         parse_docstring=True,
         error_on_invalid_docstring=False,
     )
+    if not issubclass(schema, BaseModel):
+        raise PluginError(plugin, f"tool {func.__name__}: unsupported (pydantic v1) schema")
     doc = inspect.getdoc(func) or ""
     description = doc.split("\n\n", 1)[0].strip() or func.__name__
     return ToolSpec(plugin, func.__name__, description, schema, func, context)

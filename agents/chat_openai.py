@@ -1,0 +1,119 @@
+"""``ChatOpenAICompatible``: a LangChain chat model over an OpenAI-compatible HTTP server.
+
+Meant for llama.cpp servers (``llama-server``, ``python -m llama_cpp.server``): streamed
+``/chat/completions`` over SSE, tool calling native or grammar-constrained through the
+server's ``response_format`` ``{"type": "json_object", "schema": ...}`` (the flow lives in
+``agents.toolcall``). Transport failures become ``bot.errors.ModelError``; this module
+must never leak an ``httpx`` exception or log the API key.
+
+``fairness_key`` is accepted like the in-process backend's but only the server orders
+requests here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from agents.toolcall import GrammarToolChatModel
+from bot.config import LLMSettings
+from bot.errors import ModelError
+
+
+class ChatOpenAICompatible(GrammarToolChatModel):
+    """Chat through ``{base_url}/chat/completions``.
+
+    Build it with ``ChatOpenAICompatible.from_settings(settings.llm)`` or
+    ``ChatOpenAICompatible(base_url=..., model=..., api_key=None, timeout_s=300.0,
+    chat_format="gemma", tool_calling="auto", max_tokens=..., temperature=...)``.
+    ``chat_format`` is the server's template; it only decides what ``auto`` means.
+    """
+
+    base_url: str = "http://127.0.0.1:8080/v1"
+    model: str = "local"
+    api_key: SecretStr | None = None
+    timeout_s: float = 300.0
+
+    @classmethod
+    def from_settings(cls, llm: LLMSettings) -> ChatOpenAICompatible:
+        """The client described by the ``[llm]`` settings."""
+        return cls(
+            base_url=llm.base_url,
+            model=llm.model,
+            api_key=llm.api_key,
+            timeout_s=llm.request_timeout_s,
+            chat_format=llm.chat_format,
+            tool_calling=llm.tool_calling,
+            max_tokens=llm.max_tokens,
+            temperature=llm.temperature,
+            top_p=llm.top_p,
+            seed=llm.seed if llm.seed >= 0 else None,
+        )
+
+    @property
+    def _llm_type(self) -> str:
+        return "openai-compatible"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"base_url": self.base_url, "model": self.model}
+
+    async def _send_stream(
+        self, params: dict[str, Any], fairness_key: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        async with self._post({**params, "stream": True}) as response:
+            try:
+                async for line in response.aiter_lines():
+                    data = _sse_data(line)
+                    if data == "[DONE]":
+                        return
+                    if data:
+                        yield json.loads(data)
+            except httpx.HTTPError as exc:
+                raise ModelError(f"LLM server {self.base_url} failed mid-stream: {exc}") from exc
+
+    async def _send(self, params: dict[str, Any], fairness_key: str) -> dict[str, Any]:
+        async with self._post({**params, "stream": False}) as response:
+            try:
+                body = await response.aread()
+            except httpx.HTTPError as exc:
+                raise ModelError(f"LLM server {self.base_url} failed: {exc}") from exc
+        try:
+            return dict(json.loads(body))
+        except ValueError as exc:
+            raise ModelError(f"LLM server {self.base_url} sent invalid JSON") from exc
+
+    @asynccontextmanager
+    async def _post(self, params: dict[str, Any]) -> AsyncIterator[httpx.Response]:
+        """POST a chat completion; yields the response once its status is known good."""
+        payload = {"model": self.model, **{k: v for k, v in params.items() if v is not None}}
+        url = self.base_url.rstrip("/") + "/chat/completions"
+        # One client per request: an AsyncClient is bound to the loop that first used it.
+        async with httpx.AsyncClient(timeout=self.timeout_s, headers=self._headers()) as client:
+            try:
+                async with client.stream("POST", url, json=payload) as response:
+                    if response.status_code >= 400:
+                        detail = (await response.aread()).decode(errors="replace")[:300]
+                        raise ModelError(
+                            f"LLM server {url} answered HTTP {response.status_code}: {detail}"
+                        )
+                    yield response
+            except httpx.HTTPError as exc:
+                raise ModelError(f"cannot reach LLM server {url}: {exc!r}") from exc
+
+    def _headers(self) -> dict[str, str]:
+        if self.api_key is None:
+            return {}
+        return {"Authorization": f"Bearer {self.api_key.get_secret_value()}"}
+
+
+def _sse_data(line: str) -> str:
+    """The payload of an SSE ``data:`` line ("" for comments, events and blank lines)."""
+    if not line.startswith("data:"):
+        return ""
+    return line[5:].strip()

@@ -1,0 +1,452 @@
+"""Tool calling shared by both LLM backends: message conversion, schemas, two-step choice.
+
+Two modes exist. **native** hands ``tools``/``tool_choice`` to the chat template (only
+function-calling formats such as ``chatml-function-calling`` or ``functionary`` render
+them). **grammar** works with any model, even a tiny base one, in two constrained steps:
+
+1. the output is forced (JSON-schema grammar) to be exactly one tool name or ``"answer"``;
+2. for a tool, its arguments are forced to match the tool's JSON schema; for
+   ``"answer"``, the reply is generated (and streamed) normally.
+
+``GrammarToolChatModel`` holds that flow once; a backend only says how to send one
+OpenAI-style request (``_send_stream``/``_send``). This module never loads a model and
+never does I/O itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    InvalidToolCall,
+    SystemMessage,
+    ToolCall,
+    ToolCallChunk,
+    ToolMessage,
+)
+from langchain_core.messages.tool import invalid_tool_call, tool_call_chunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+ANSWER = "answer"
+"""The pseudo tool name that means "reply in words" in the choice step."""
+
+NATIVE_FORMATS = frozenset(
+    {"chatml-function-calling", "functionary", "functionary-v1", "functionary-v2"}
+)
+CHOICE_MAX_TOKENS = 32
+
+Mode = Literal["native", "grammar"]
+
+
+def resolve_mode(tool_calling: str, chat_format: str | None) -> Mode:
+    """``auto`` means native for function-calling chat formats, grammar otherwise."""
+    if tool_calling == "native":
+        return "native"
+    if tool_calling == "grammar":
+        return "grammar"
+    return "native" if chat_format in NATIVE_FORMATS else "grammar"
+
+
+def tool_name(tool: dict[str, Any]) -> str:
+    """The name of an OpenAI-format tool."""
+    return str(tool["function"]["name"])
+
+
+def forced_choice(tool_choice: Any, names: Sequence[str]) -> str | None:
+    """The tool ``tool_choice`` forces, ``ANSWER`` for ``"none"``, or None (model picks).
+
+    Accepts a tool name, ``{"type": "function", "function": {"name": ...}}``, ``"none"``,
+    ``"auto"``/None, and ``"any"``/``"required"`` (a tool, but the model picks which:
+    returned as None; see ``choice_names``).
+    """
+    if isinstance(tool_choice, dict):
+        tool_choice = tool_choice.get("function", {}).get("name")
+    if tool_choice in (None, "auto", "any", "required"):
+        return None
+    if tool_choice == "none":
+        return ANSWER
+    if tool_choice not in names:
+        raise ValueError(f"tool_choice {tool_choice!r} is not one of the bound tools {names}")
+    return str(tool_choice)
+
+
+def choice_names(tools: Sequence[dict[str, Any]], tool_choice: Any) -> list[str]:
+    """The names the choice step may produce: the tools, plus ``answer`` unless forbidden."""
+    names = [tool_name(t) for t in tools]
+    return names if tool_choice in ("any", "required") else [*names, ANSWER]
+
+
+def choice_schema(names: Sequence[str]) -> dict[str, Any]:
+    """JSON schema whose only valid documents are the quoted names."""
+    return {"type": "string", "enum": list(names)}
+
+
+def args_schema(tool: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema of a tool's arguments (an empty object when it has none)."""
+    params = tool["function"].get("parameters") or {}
+    return params if params.get("properties") else {"type": "object", "properties": {}}
+
+
+def choice_note(tools: Sequence[dict[str, Any]], names: Sequence[str]) -> str:
+    """The instruction appended for the choice step: the tools and how to pick."""
+    lines = ["You can use these tools:"]
+    for tool in tools:
+        desc = tool["function"].get("description") or ""
+        lines.append(f"- {tool_name(tool)}: {desc}".rstrip(": "))
+    if ANSWER in names:
+        lines.append(f"- {ANSWER}: reply to the user directly, without a tool.")
+    lines.append("Reply with exactly one name from this list.")
+    return "\n".join(lines)
+
+
+def args_note(tool: dict[str, Any]) -> str:
+    """The instruction appended for the arguments step."""
+    desc = tool["function"].get("description") or ""
+    schema = json.dumps(args_schema(tool))
+    return (
+        f"Call the tool {tool_name(tool)} ({desc}). "
+        f"Reply with its arguments as one JSON object matching this schema: {schema}"
+    )
+
+
+def parse_choice(text: str, names: Sequence[str]) -> str:
+    """The name the choice step produced; ``answer`` (or the first name) if unreadable."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text.strip().strip('"')
+    if value in names:
+        return str(value)
+    return ANSWER if ANSWER in names else names[0]
+
+
+def new_call_id() -> str:
+    """A unique tool call id."""
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def tool_call_message(content: str, calls: Sequence[tuple[str, str, str | None]]) -> AIMessageChunk:
+    """A final message chunk with ``calls`` as ``(name, args_json, id)`` triples.
+
+    Arguments that are not a JSON object become ``invalid_tool_calls`` (the agent reports
+    those back to the model) instead of silently turning into ``{}``.
+    """
+    valid: list[ToolCall] = []
+    invalid: list[InvalidToolCall] = []
+    for name, args_json, call_id in calls:
+        cid = call_id or new_call_id()
+        try:
+            args = json.loads(args_json or "{}")
+        except json.JSONDecodeError as exc:
+            invalid.append(invalid_tool_call(name=name, args=args_json, id=cid, error=str(exc)))
+            continue
+        if isinstance(args, dict):
+            valid.append(ToolCall(name=name, args=args, id=cid, type="tool_call"))
+        else:
+            error = "arguments are not a JSON object"
+            invalid.append(invalid_tool_call(name=name, args=args_json, id=cid, error=error))
+    return AIMessageChunk(
+        content=content, tool_calls=valid, invalid_tool_calls=invalid, chunk_position="last"
+    )
+
+
+def chunk_to_message(chunk: dict[str, Any]) -> AIMessageChunk | None:
+    """An OpenAI chat-completion stream chunk as a LangChain chunk (None if empty)."""
+    choices = chunk.get("choices") or []
+    if not choices:
+        return None
+    delta = choices[0].get("delta") or {}
+    content = delta.get("content") or ""
+    calls: list[ToolCallChunk] = [
+        tool_call_chunk(
+            name=(call.get("function") or {}).get("name"),
+            args=(call.get("function") or {}).get("arguments"),
+            id=call.get("id"),
+            index=call.get("index", i),
+        )
+        for i, call in enumerate(delta.get("tool_calls") or [])
+    ]
+    finish = choices[0].get("finish_reason")
+    if not content and not calls and not finish:
+        return None
+    meta = {"finish_reason": finish} if finish else {}
+    return AIMessageChunk(content=content, tool_call_chunks=calls, response_metadata=meta)
+
+
+def response_to_message(response: dict[str, Any]) -> AIMessage:
+    """A non-streamed OpenAI chat-completion response as an ``AIMessage``."""
+    choice = (response.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    calls = [
+        (
+            str((call.get("function") or {}).get("name")),
+            str((call.get("function") or {}).get("arguments") or "{}"),
+            call.get("id"),
+        )
+        for call in message.get("tool_calls") or []
+    ]
+    chunk = tool_call_message(message.get("content") or "", calls)
+    return AIMessage(
+        content=chunk.content,
+        tool_calls=chunk.tool_calls,
+        invalid_tool_calls=chunk.invalid_tool_calls,
+        response_metadata={"finish_reason": choice.get("finish_reason")},
+    )
+
+
+def to_openai_messages(messages: Sequence[BaseMessage], *, native: bool) -> list[dict[str, Any]]:
+    """LangChain messages as OpenAI chat messages the chat template can render.
+
+    ``native`` keeps system/tool roles and structured tool calls. Otherwise every turn is
+    user or assistant text (templates such as ``gemma`` silently drop ``system`` and
+    ``tool`` turns): system text is folded into the first user turn, a tool call becomes
+    an assistant sentence, a tool result a user turn, and empty turns are dropped (an
+    empty turn would corrupt the gemma prompt).
+    """
+    out: list[dict[str, Any]] = []
+    system: list[str] = []
+    names: dict[str, str] = {}
+    for message in messages:
+        if isinstance(message, AIMessage):
+            names.update({str(c["id"]): c["name"] for c in message.tool_calls})
+        if isinstance(message, SystemMessage) and not native:
+            system.append(message.text)
+            continue
+        converted = _native_message(message) if native else _plain_message(message, names)
+        if converted is not None:
+            out.append(converted)
+    return out if native else _fold_system(out, system)
+
+
+def _native_message(message: BaseMessage) -> dict[str, Any] | None:
+    if isinstance(message, ToolMessage):
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
+    if isinstance(message, AIMessage) and message.tool_calls:
+        calls = [
+            {
+                "id": c["id"],
+                "type": "function",
+                "function": {"name": c["name"], "arguments": json.dumps(c["args"])},
+            }
+            for c in message.tool_calls
+        ]
+        return {"role": "assistant", "content": message.text or None, "tool_calls": calls}
+    return {"role": _role(message), "content": message.text}
+
+
+def _plain_message(message: BaseMessage, names: dict[str, str]) -> dict[str, Any] | None:
+    if isinstance(message, ToolMessage):
+        name = message.name or names.get(message.tool_call_id, "tool")
+        text = f"Result of tool {name}: {message.text}"
+        return {"role": "user", "content": text}
+    text = message.text
+    if isinstance(message, AIMessage) and message.tool_calls:
+        said = [
+            f"Calling tool {c['name']} with {json.dumps(c['args'])}." for c in message.tool_calls
+        ]
+        text = "\n".join([text, *said]).strip()
+    role = _role(message)
+    if not text.strip():
+        return None
+    return {"role": "user" if role == "system" else role, "content": text}
+
+
+def _role(message: BaseMessage) -> str:
+    if isinstance(message, ChatMessage):
+        return message.role
+    return {"human": "user", "ai": "assistant", "system": "system"}.get(message.type, "user")
+
+
+def _fold_system(out: list[dict[str, Any]], system: list[str]) -> list[dict[str, Any]]:
+    note = "\n\n".join(s for s in system if s.strip())
+    if not note:
+        return out
+    for i, message in enumerate(out):
+        if message["role"] == "user":
+            out[i] = {**message, "content": f"{note}\n\n{message['content']}"}
+            return out
+    return [{"role": "user", "content": note}, *out]
+
+
+@dataclass
+class _Call:
+    """One model call, resolved: request parameters, tools, fairness key."""
+
+    params: dict[str, Any]
+    fairness_key: str
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: Any = None
+
+
+class GrammarToolChatModel(BaseChatModel):
+    """A chat model whose tool calls are native or grammar-constrained (see module doc).
+
+    Subclasses send one OpenAI-style request; everything else lives here. The fairness
+    key of a call is, first found: the ``fairness_key`` call kwarg
+    (``model.astream(msgs, fairness_key="s1")`` or ``model.bind(fairness_key="s1")``),
+    ``config={"metadata": {"fairness_key": "s1"}}``, then the ``fairness_key`` field.
+    """
+
+    max_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int | None = None
+    tool_calling: Literal["auto", "native", "grammar"] = "auto"
+    chat_format: str | None = "gemma"
+    fairness_key: str = "default"
+
+    @abstractmethod
+    def _send_stream(
+        self, params: dict[str, Any], fairness_key: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Stream one chat completion as OpenAI-format chunks."""
+
+    @abstractmethod
+    async def _send(self, params: dict[str, Any], fairness_key: str) -> dict[str, Any]:
+        """Run one chat completion to the end; an OpenAI-format response."""
+
+    @property
+    def mode(self) -> Mode:
+        """The tool-calling mode in effect: ``native`` or ``grammar``."""
+        return resolve_mode(self.tool_calling, self.chat_format)
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools; ``tool_choice`` is a tool name, ``"any"``, ``"none"`` or ``"auto"``."""
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self._agenerate(messages, stop, None, **kwargs))
+        raise RuntimeError(f"{type(self).__name__}: use ainvoke/astream inside an event loop")
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        call = self._resolve(messages, stop, run_manager, kwargs)
+        chunk = await self._grammar_tool_call(call)
+        if chunk is not None:
+            message = AIMessage(
+                content="", tool_calls=chunk.tool_calls, invalid_tool_calls=chunk.invalid_tool_calls
+            )
+        else:
+            message = response_to_message(await self._send(call.params, call.fairness_key))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        call = self._resolve(messages, stop, run_manager, kwargs)
+        chunk = await self._grammar_tool_call(call)
+        if chunk is not None:
+            yield ChatGenerationChunk(message=chunk)
+            return
+        params = {**call.params, "stream": True}
+        async for raw in self._send_stream(params, call.fairness_key):
+            message = chunk_to_message(raw)
+            if message is None:
+                continue
+            generation = ChatGenerationChunk(message=message)
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(message.text, chunk=generation)
+            yield generation
+
+    def _resolve(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        kwargs: dict[str, Any],
+    ) -> _Call:
+        metadata = run_manager.metadata if run_manager is not None else {}
+        key = kwargs.get("fairness_key") or metadata.get("fairness_key") or self.fairness_key
+        native = self.mode == "native"
+        params: dict[str, Any] = {
+            "messages": to_openai_messages(messages, native=native),
+            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
+            "temperature": kwargs.get("temperature", self.temperature),
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "stop": stop,
+        }
+        tools = list(kwargs.get("tools") or [])
+        tool_choice = kwargs.get("tool_choice")
+        if native and tools:
+            params["tools"] = tools
+            params["tool_choice"] = _native_tool_choice(tool_choice)
+        return _Call(params, str(key), tools, tool_choice)
+
+    async def _grammar_tool_call(self, call: _Call) -> AIMessageChunk | None:
+        """Steps 1 and 2 of grammar mode: None means "answer in words"."""
+        if self.mode != "grammar" or not call.tools:
+            return None
+        names = choice_names(call.tools, call.tool_choice)
+        choice = forced_choice(call.tool_choice, names)
+        if choice is None:
+            note = choice_note(call.tools, names)
+            text = await self._constrained(call, note, choice_schema(names), CHOICE_MAX_TOKENS)
+            choice = parse_choice(text, names)
+        if choice == ANSWER:
+            return None
+        tool = next(t for t in call.tools if tool_name(t) == choice)
+        args = await self._constrained(
+            call, args_note(tool), args_schema(tool), call.params["max_tokens"]
+        )
+        return tool_call_message("", [(choice, args, None)])
+
+    async def _constrained(
+        self, call: _Call, note: str, schema: dict[str, Any], max_tokens: int
+    ) -> str:
+        messages = [*call.params["messages"], {"role": "user", "content": note}]
+        params = {
+            **call.params,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "response_format": {"type": "json_object", "schema": schema},
+        }
+        response = await self._send(params, call.fairness_key)
+        return str(response["choices"][0]["message"].get("content") or "")
+
+
+def _native_tool_choice(tool_choice: Any) -> Any:
+    if isinstance(tool_choice, str) and tool_choice not in ("auto", "none", "any", "required"):
+        return {"type": "function", "function": {"name": tool_choice}}
+    return "required" if tool_choice == "any" else tool_choice

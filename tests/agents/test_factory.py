@@ -1,0 +1,59 @@
+"""Turning ``[llm]`` settings into a chat model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.chat_llamacpp import ChatLlamaCpp
+from agents.chat_openai import ChatOpenAICompatible
+from agents.factory import build_chat_model, resolve_model_path
+from bot.config import Settings
+from bot.errors import ModelError
+
+
+def _settings(**llm: object) -> Settings:
+    return Settings(llm=llm)  # type: ignore[arg-type]
+
+
+def test_a_missing_model_file_is_a_model_error_naming_path_and_key(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.gguf"
+
+    with pytest.raises(ModelError, match=r"model file not found: .*nope\.gguf \(llm\.model_path\)"):
+        resolve_model_path(_settings(model_path=str(missing)))
+
+
+def test_a_home_relative_path_is_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+
+    assert resolve_model_path(_settings(model_path="~/m.gguf")) == tmp_path / "m.gguf"
+
+
+def test_no_configured_path_means_the_bundled_model(model_path: Path) -> None:
+    assert resolve_model_path(_settings()) == model_path
+
+
+def test_the_openai_backend_builds_a_client_without_connecting() -> None:
+    model = build_chat_model(_settings(backend="openai", base_url="http://127.0.0.1:1/v1"))
+
+    assert isinstance(model, ChatOpenAICompatible)
+    assert model.base_url == "http://127.0.0.1:1/v1"
+
+
+def test_a_corrupt_model_file_is_a_model_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a gguf at all")
+
+    with pytest.raises(ModelError, match=r"bad\.gguf"):
+        build_chat_model(_settings(model_path=str(bad), n_ctx=256))
+
+
+@pytest.mark.model
+def test_the_llamacpp_backend_loads_the_bundled_model() -> None:
+    model = build_chat_model(_settings(n_ctx=256, n_threads=1, max_tokens=8))
+
+    assert isinstance(model, ChatLlamaCpp)
+    assert model.context_window == 256
+    model.engine.close()

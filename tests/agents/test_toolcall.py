@@ -1,0 +1,153 @@
+"""Tool-calling plumbing shared by both backends, driven through a scripted backend."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from langchain_core.messages import (
+    AIMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolCall,
+    ToolMessage,
+)
+from langchain_core.tools import tool
+from pydantic import Field
+
+from agents.toolcall import (
+    ANSWER,
+    GrammarToolChatModel,
+    forced_choice,
+    parse_choice,
+    resolve_mode,
+    to_openai_messages,
+)
+
+
+@tool
+def calculate(expression: str) -> str:
+    """Evaluate an arithmetic expression.
+
+    Args:
+        expression: the expression, e.g. "2 + 2".
+    """
+    return expression
+
+
+class ScriptedModel(GrammarToolChatModel):
+    """A backend answering from a script: constrained steps and plain replies are recorded."""
+
+    script: list[str] = Field(default_factory=list)
+    sent: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    async def _send(self, params: dict[str, Any], fairness_key: str) -> dict[str, Any]:
+        self.sent.append({**params, "fairness_key": fairness_key})
+        content = self.script.pop(0)
+        return {"choices": [{"message": {"content": content}, "finish_reason": "stop"}]}
+
+    async def _send_stream(
+        self, params: dict[str, Any], fairness_key: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        self.sent.append({**params, "fairness_key": fairness_key})
+        for word in self.script.pop(0).split(" "):
+            yield {"choices": [{"delta": {"content": word + " "}, "finish_reason": None}]}
+
+
+def test_gemma_style_conversion_keeps_every_turn_renderable() -> None:
+    messages = [
+        SystemMessage("be brief"),
+        HumanMessage("what is 2+2?"),
+        AIMessage(
+            "", tool_calls=[{"name": "calculate", "args": {"expression": "2+2"}, "id": "c1"}]
+        ),
+        ToolMessage("4", tool_call_id="c1"),
+        AIMessage(""),
+    ]
+
+    converted = to_openai_messages(messages, native=False)
+
+    assert converted == [
+        {"role": "user", "content": "be brief\n\nwhat is 2+2?"},
+        {"role": "assistant", "content": 'Calling tool calculate with {"expression": "2+2"}.'},
+        {"role": "user", "content": "Result of tool calculate: 4"},
+    ]
+
+
+def test_native_conversion_keeps_structured_tool_turns() -> None:
+    call: ToolCall = {
+        "name": "calculate",
+        "args": {"expression": "1"},
+        "id": "c1",
+        "type": "tool_call",
+    }
+    messages = [
+        SystemMessage("s"),
+        AIMessage("", tool_calls=[call]),
+        ToolMessage("1", tool_call_id="c1"),
+    ]
+
+    system, assistant, result = to_openai_messages(messages, native=True)
+
+    assert system == {"role": "system", "content": "s"}
+    assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {"expression": "1"}
+    assert result == {"role": "tool", "tool_call_id": "c1", "content": "1"}
+
+
+def test_modes_and_choices() -> None:
+    assert resolve_mode("auto", "gemma") == "grammar"
+    assert resolve_mode("auto", "chatml-function-calling") == "native"
+    assert forced_choice("none", ["calculate", ANSWER]) == ANSWER
+    assert forced_choice({"type": "function", "function": {"name": "calculate"}}, ["calculate"])
+    assert forced_choice("auto", ["calculate"]) is None
+    assert parse_choice('"calculate"', ["calculate", ANSWER]) == "calculate"
+    assert parse_choice("garbage", ["calculate", ANSWER]) == ANSWER
+    with pytest.raises(ValueError, match="not one of the bound tools"):
+        forced_choice("launch_rockets", ["calculate"])
+
+
+async def test_the_model_picks_a_tool_then_fills_its_schema() -> None:
+    model = ScriptedModel(script=['"calculate"', '{"expression": "12*7"}'], sent=[])
+
+    reply = await model.bind_tools([calculate]).ainvoke("12 times 7?", fairness_key="s1")
+
+    assert isinstance(reply, AIMessage)
+    assert reply.tool_calls[0]["name"] == "calculate"
+    assert reply.tool_calls[0]["args"] == {"expression": "12*7"}
+    choice_step, args_step = model.sent
+    assert choice_step["response_format"]["schema"]["enum"] == ["calculate", ANSWER]
+    assert args_step["response_format"]["schema"]["required"] == ["expression"]
+    assert {step["fairness_key"] for step in model.sent} == {"s1"}
+
+
+async def test_choosing_answer_streams_a_plain_reply_without_tools() -> None:
+    model = ScriptedModel(script=['"answer"', "hello there friend"], sent=[])
+
+    chunks = [c async for c in model.bind_tools([calculate]).astream("hi")]
+
+    assert "".join(str(c.content) for c in chunks) == "hello there friend "
+    assert "tools" not in model.sent[-1] and "response_format" not in model.sent[-1]
+
+
+async def test_arguments_that_are_not_json_become_an_invalid_tool_call() -> None:
+    model = ScriptedModel(script=['{"expression": "1+'], sent=[])
+
+    reply = await model.bind_tools([calculate], tool_choice="calculate").ainvoke("x")
+
+    assert isinstance(reply, AIMessage)
+    assert reply.tool_calls == []
+    assert reply.invalid_tool_calls[0]["name"] == "calculate"
+
+
+async def test_fairness_key_also_comes_from_run_metadata() -> None:
+    model = ScriptedModel(script=["ok"], sent=[])
+
+    await model.ainvoke("hi", config={"metadata": {"fairness_key": "server-9"}})
+
+    assert model.sent[0]["fairness_key"] == "server-9"
