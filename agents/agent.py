@@ -21,6 +21,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 
 from bot.events import Origin, Progress, ReplyPart, Text, TextDelta
@@ -44,6 +45,7 @@ class Turn:
     text: str
     tools: Sequence[BaseTool]
     system_prompt: str | None = None
+    tool_config: RunnableConfig | None = None  # passed to every tool call (context)
 
 
 class Agent:
@@ -81,7 +83,7 @@ class Agent:
             messages.append(AIMessage(content=reply.content, tool_calls=reply.tool_calls))
             for call in reply.tool_calls:
                 yield Progress(f"using {call['name']}")
-                result = await self._call_tool(by_name, call["name"], call["args"])
+                result = await self._call_tool(by_name, call["name"], call["args"], turn)
                 messages.append(ToolMessage(result, tool_call_id=call["id"] or call["name"]))
         answer = "".join(pieces).strip() or "(no answer)"
         yield Text(answer)
@@ -139,13 +141,15 @@ class Agent:
                 return fitted
             keep = int(keep * 0.8)
 
-    async def _call_tool(self, tools: dict[str, BaseTool], name: str, args: dict[str, Any]) -> str:
+    async def _call_tool(
+        self, tools: dict[str, BaseTool], name: str, args: dict[str, Any], turn: Turn
+    ) -> str:
         """Run one tool call; any failure becomes a message to the model, not a crash."""
         tool = tools.get(name)
         if tool is None:
             return f"error: there is no tool named {name!r}; tools: {', '.join(tools)}"
         try:
-            return str(await tool.ainvoke(args))
+            return str(await tool.ainvoke(args, config=turn.tool_config))
         except Exception as exc:
             log.warning("tool %s failed: %s", name, exc, exc_info=True)
             message = getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}"

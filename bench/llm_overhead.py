@@ -29,11 +29,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.agent import Turn  # noqa: E402
-from agents.toolcall import to_openai_messages  # noqa: E402
-from bot.app import App  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.events import CommandEvent, MessageEvent, Origin, Text, TextDelta  # noqa: E402
+from agents.agent import Turn
+from agents.toolcall import to_openai_messages
+from bot.app import App
+from bot.config import Settings
+from bot.events import CommandEvent, MessageEvent, Origin, Text, TextDelta
 
 PROMPT = "Write three sentences about the sea."
 

@@ -29,21 +29,21 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun  # noqa: E402
-from langchain_core.language_models import BaseChatModel  # noqa: E402
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage  # noqa: E402
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult  # noqa: E402
-from langchain_core.runnables import Runnable  # noqa: E402
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
 
-from bot.app import App  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.events import MessageEvent, Origin, Text  # noqa: E402
+from bot.app import App
+from bot.config import Settings
+from bot.events import MessageEvent, Origin, Text
 
 
 class InstantChatModel(BaseChatModel):
@@ -144,9 +144,7 @@ async def main(conversations: int, rate: float, seconds: float, turns: int) -> d
             start = time.perf_counter()
             gap = conversations / rate
             until = start + seconds
-            await asyncio.gather(
-                *(_open(app, i, gap, until, opened) for i in range(conversations))
-            )
+            await asyncio.gather(*(_open(app, i, gap, until, opened) for i in range(conversations)))
             open_elapsed = time.perf_counter() - start
             closed: list[float] = []
             start = time.perf_counter()

@@ -17,16 +17,18 @@ import sys
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from functools import partial
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ValidationError
 
 import plugins as builtin_plugins
 from bot.errors import CommandError, PluginError, PluginTimeout, UserError
 from bot.plugin_api import Command, Plugin, PluginContext
-from bot.tools import ToolSpec, make_spec
+from bot.tools import ToolSpec, build, make_spec
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -48,12 +50,23 @@ class Source:
 
 
 @dataclass(slots=True)
+class _ServerView:
+    """One server's plugin state as this process last read it."""
+
+    expires: float
+    overrides: dict[str, PluginOverride]
+    enabled: list[Loaded] | None = None
+    configs: dict[str, BaseModel] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class Loaded:
     """A plugin that is loaded and running."""
 
     plugin: Plugin
     source: Source
     tools: list[ToolSpec]
+    bound_tools: list[BaseTool]
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -89,7 +102,7 @@ class PluginManager:
         self.services = services
         self.loaded: dict[str, Loaded] = {}
         self.sources: dict[str, Source] = {}
-        self._overrides: dict[int, tuple[float, dict[str, PluginOverride]]] = {}
+        self._views: dict[int, _ServerView] = {}
         self._lock = asyncio.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------
@@ -118,6 +131,7 @@ class PluginManager:
                 raise
             old = self.loaded.get(name)
             self.loaded[name] = fresh
+            self._invalidate()
             if old is not None:
                 await self._stop(old)
             return fresh.plugin
@@ -128,6 +142,7 @@ class PluginManager:
             loaded = self.loaded.pop(name, None)
             if loaded is None:
                 raise PluginError(name, "not loaded")
+            self._invalidate()
             await self._stop(loaded)
             _restore_modules(loaded.source.module, {})
 
@@ -152,7 +167,8 @@ class PluginManager:
         ctx = PluginContext(self.services, self.default_config(plugin))
         if plugin.setup is not None:
             await self.call(plugin.name, plugin.setup(ctx))
-        loaded = Loaded(plugin, source, tools)
+        bound = [build(spec, partial(self.timeout_for, plugin.name)) for spec in tools]
+        loaded = Loaded(plugin, source, tools, bound)
         for task in plugin.tasks:
             loaded.tasks.append(asyncio.create_task(self._guard(plugin.name, task(ctx))))
         log.info("loaded plugin %s %s", plugin.name, plugin.version)
@@ -205,29 +221,41 @@ class PluginManager:
         configured = self.services.settings.plugins.enabled
         return plugin.required or configured.get(plugin.name, plugin.enabled_by_default)
 
+    async def _view(self, server_pk: int) -> _ServerView:
+        """The server's overrides and what follows from them (cached briefly)."""
+        now = time.monotonic()
+        view = self._views.get(server_pk)
+        if view is None or view.expires <= now:
+            overrides = await self.services.storage.plugin_overrides(server_pk)
+            view = _ServerView(now + _OVERRIDE_TTL_S, overrides)
+            self._views[server_pk] = view
+        return view
+
+    def _invalidate(self, server_pk: int | None = None) -> None:
+        if server_pk is None:
+            self._views.clear()
+        else:
+            self._views.pop(server_pk, None)
+
     async def overrides(self, server_pk: int) -> dict[str, PluginOverride]:
         """The server's stored overrides (cached briefly)."""
-        now = time.monotonic()
-        cached = self._overrides.get(server_pk)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        fresh = await self.services.storage.plugin_overrides(server_pk)
-        self._overrides[server_pk] = (now + _OVERRIDE_TTL_S, fresh)
-        return fresh
+        return (await self._view(server_pk)).overrides
 
     async def enabled_for(self, server_pk: int) -> list[Loaded]:
         """Loaded plugins that apply in this server, in name order."""
-        overrides = await self.overrides(server_pk)
-        result = []
-        for name in sorted(self.loaded):
-            loaded = self.loaded[name]
-            override = overrides.get(name)
-            on = self.default_enabled(loaded.plugin)
-            if override is not None and override.enabled is not None and not loaded.plugin.required:
-                on = override.enabled
-            if on:
-                result.append(loaded)
-        return result
+        view = await self._view(server_pk)
+        if view.enabled is None:
+            view.enabled = [
+                self.loaded[name]
+                for name in sorted(self.loaded)
+                if self._is_on(self.loaded[name].plugin, view.overrides.get(name))
+            ]
+        return view.enabled
+
+    def _is_on(self, plugin: Plugin, override: PluginOverride | None) -> bool:
+        if plugin.required or override is None or override.enabled is None:
+            return self.default_enabled(plugin)
+        return override.enabled
 
     async def is_enabled(self, server_pk: int, name: str) -> bool:
         """Whether plugin ``name`` applies in this server."""
@@ -239,7 +267,7 @@ class PluginManager:
         if plugin.required and not enabled:
             raise CommandError(f"plugin {name} is required and cannot be disabled")
         await self.services.storage.set_plugin_enabled(server_pk, name, enabled)
-        self._overrides.pop(server_pk, None)
+        self._invalidate(server_pk)
 
     async def set_config(self, server_pk: int, name: str, key: str, value: str) -> Any:
         """Set one config key for one server; validated by the plugin's config model."""
@@ -256,16 +284,21 @@ class PluginManager:
         model = self._validate(plugin, {**self._file_config(name), **stored, key: value})
         stored[key] = model.model_dump(mode="json")[key]
         await self.services.storage.set_plugin_config(server_pk, name, stored)
-        self._overrides.pop(server_pk, None)
+        self._invalidate(server_pk)
         return stored[key]
 
     async def config_for(self, server_pk: int, plugin: Plugin) -> BaseModel | None:
         """The plugin's config in this server: defaults, then config.toml, then overrides."""
         if plugin.config_model is None:
             return None
-        override = (await self.overrides(server_pk)).get(plugin.name)
-        stored = override.config if override else {}
-        return self._validate(plugin, {**self._file_config(plugin.name), **stored})
+        view = await self._view(server_pk)
+        config = view.configs.get(plugin.name)
+        if config is None:
+            override = view.overrides.get(plugin.name)
+            stored = override.config if override else {}
+            config = self._validate(plugin, {**self._file_config(plugin.name), **stored})
+            view.configs[plugin.name] = config
+        return config
 
     def default_config(self, plugin: Plugin) -> BaseModel | None:
         """The plugin's config from config.toml alone (for setup and tasks)."""

@@ -14,7 +14,7 @@ import inspect
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Hashable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.tools import BaseTool
 
@@ -33,7 +33,7 @@ from bot.plugin_api import Command, CommandContext, HookContext, ToolContext
 from bot.plugins import Loaded
 from bot.ratelimit import TokenBuckets
 from bot.services import Services
-from bot.tools import bind as bind_tool
+from bot.tools import tool_config
 from storage.repository import Identity
 
 log = logging.getLogger(__name__)
@@ -215,15 +215,17 @@ class Router:
         self, event: MessageEvent, identity: Identity, enabled: list[Loaded]
     ) -> AsyncIterator[ReplyPart]:
         tools: list[BaseTool] = []
+        contexts: dict[str, ToolContext] = {}
         for loaded in enabled:
+            if not loaded.bound_tools:
+                continue
             config = await self.services.plugins.config_for(identity.server_pk, loaded.plugin)
-            ctx = ToolContext(
+            contexts[loaded.plugin.name] = ToolContext(
                 event.origin, identity.server_pk, identity.user_pk, identity.channel_pk, config
             )
-            timeout = self.services.plugins.timeout_for(loaded.plugin.name)
-            tools.extend(bind_tool(spec, ctx, timeout) for spec in loaded.tools)
+            tools.extend(loaded.bound_tools)
         prompt = await self.services.server_state.system_prompt(identity.server_pk)
-        turn = Turn(event.origin, identity, event.text, tools, prompt)
+        turn = Turn(event.origin, identity, event.text, tools, prompt, tool_config(contexts))
         async for part in self.agent.run(turn):
             yield part
 
@@ -245,7 +247,7 @@ class Router:
         """Normalise a handler's result (awaitable or async generator) into parts."""
         name = loaded.plugin.name
         if inspect.isasyncgen(result):
-            stream: AsyncGenerator[ReplyPart, None] = result
+            stream = cast("AsyncGenerator[ReplyPart, None]", result)
             while True:
                 try:
                     part: ReplyPart = await self.services.plugins.call(name, stream.__anext__())

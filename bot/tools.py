@@ -2,7 +2,8 @@
 
 The schema the LLM sees comes from the function's signature and Google-style docstring,
 minus every parameter annotated ``ToolContext``: the core fills that one, so the model can
-never forge who is calling or from where. Schemas are built once per function.
+never forge who is calling or from where. Tools are built once when a plugin loads; each
+turn's contexts travel in the run config (``tool_config``), not in the LLM's arguments.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
 from langchain_core.tools.base import create_schema_from_function
 from pydantic import BaseModel
@@ -22,6 +24,7 @@ from bot.errors import PluginError, PluginTimeout
 from bot.plugin_api import ToolContext
 
 ToolFunc = Callable[..., Awaitable[Any]]
+_CONTEXTS_KEY = "atelier_tool_contexts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +59,26 @@ def make_spec(plugin: str, func: ToolFunc) -> ToolSpec:
     return ToolSpec(plugin, func.__name__, description, schema, func, context)
 
 
-def bind(spec: ToolSpec, ctx: ToolContext, timeout: float) -> BaseTool:
-    """A LangChain tool that calls ``spec.func`` with ``ctx`` injected, within ``timeout``."""
+def tool_config(contexts: Mapping[str, ToolContext]) -> RunnableConfig:
+    """The run config that carries one turn's contexts (plugin name → ToolContext)."""
+    return {"configurable": {_CONTEXTS_KEY: contexts}}
 
-    async def call(**kwargs: Any) -> Any:
+
+def build(spec: ToolSpec, timeout: Callable[[], float]) -> BaseTool:
+    """A LangChain tool calling ``spec.func`` with the turn's context, within ``timeout()``."""
+
+    async def call(config: RunnableConfig, **kwargs: Any) -> Any:
+        contexts = config.get("configurable", {}).get(_CONTEXTS_KEY, {})
+        ctx = contexts.get(spec.plugin)
+        if ctx is None:
+            raise PluginError(spec.plugin, f"tool {spec.name} called without a context")
         for name in spec.context_params:
             kwargs[name] = ctx
+        limit = timeout()
         try:
-            return await asyncio.wait_for(spec.func(**kwargs), timeout)
+            return await asyncio.wait_for(spec.func(**kwargs), limit)
         except TimeoutError as exc:
-            raise PluginTimeout(
-                spec.plugin, f"tool {spec.name} timed out after {timeout}s"
-            ) from exc
+            raise PluginTimeout(spec.plugin, f"tool {spec.name} timed out after {limit}s") from exc
 
     return StructuredTool(
         name=spec.name,

@@ -24,8 +24,8 @@ class CalculatorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_length: int = Field(200, ge=1, le=10_000, description="Longest expression accepted")
-    decimals: int = Field(10, ge=0, le=15, description="Significant digits in results")
+    max_length: int = Field(default=200, ge=1, le=10_000, description="Longest expression accepted")
+    decimals: int = Field(default=10, ge=0, le=15, description="Significant digits in results")
 
 
 plugin = Plugin(

@@ -42,8 +42,9 @@ async def app(settings: Settings, model: ScriptedChatModel) -> AsyncIterator[App
 
 def origin(server: str = "s1", user: str = "u1", *, admin: bool = False, **kw: Any) -> Origin:
     """A console-like origin."""
-    return Origin("console", server, kw.pop("channel", "c1"), user, user_name=user,
-                  is_admin=admin, **kw)
+    return Origin(
+        "console", server, kw.pop("channel", "c1"), user, user_name=user, is_admin=admin, **kw
+    )
 
 
 async def collect(app: App, event: Event) -> list[ReplyPart]:

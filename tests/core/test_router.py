@@ -13,7 +13,7 @@ from bot.config import Settings
 from bot.events import ButtonEvent, CommandEvent, Error, MessageEvent, Progress, Text, TextDelta
 from bot.plugins import Source
 from tests.core.conftest import collect, origin, say
-from tests.fakes import ScriptedChatModel, script
+from tests.fakes import ScriptedChatModel, script, tool_call
 
 
 @pytest.fixture
@@ -165,9 +165,7 @@ async def test_a_disabled_plugin_contributes_no_hooks(echo_app: App) -> None:
     assert "disabled in this server" in await say(echo_app, "/echo hi")
 
 
-async def test_an_inbound_hook_can_drop_a_message(
-    echo_app: App, model: ScriptedChatModel
-) -> None:
+async def test_an_inbound_hook_can_drop_a_message(echo_app: App, model: ScriptedChatModel) -> None:
     assert await collect(echo_app, MessageEvent(origin(), "drop me")) == []
     assert model.seen == []
 
@@ -213,8 +211,9 @@ async def test_structured_options_are_validated_like_text(echo_app: App) -> None
     assert ok[-1] == Text("slept 0.0 [echo]")
     bad = await collect(echo_app, CommandEvent(origin(), "slow", options={"seconds": 61}))
     assert bad == [Error("option seconds: 61.0 is out of range (at most 60)")]
-    sub = CommandEvent(origin(admin=True), "plugins", subcommand="disable",
-                       options={"name": "echo"})
+    sub = CommandEvent(
+        origin(admin=True), "plugins", subcommand="disable", options={"name": "echo"}
+    )
     assert await collect(echo_app, sub) == [
         Text("Plugin echo is now disabled in this server. [echo]")
     ]
@@ -246,3 +245,14 @@ async def test_loading_is_atomic(echo_app: App) -> None:
     await manager.unload("echo")
     assert old.tasks[0].cancelled()
     assert "Unknown command /echo" in await say(echo_app, "/echo ok")
+
+
+async def test_tools_get_the_callers_context_from_the_core(settings: Settings) -> None:
+    model = ScriptedChatModel(messages=script(tool_call("whoami"), "done", repeat=True))
+    async with await App.start(settings, chat_model=model) as app:
+        app.services.plugins.sources["echo"] = Source("echo", "tests.core.sample_plugin")
+        await app.services.plugins.load("echo")
+        await say(app, "who am I?", user="ada", server="lab")
+        assert model.seen[1][-1].content == "user ada in server lab"
+        await say(app, "and me?", user="bob", server="s9")
+        assert model.seen[3][-1].content == "user bob in server s9"

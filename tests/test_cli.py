@@ -1,0 +1,187 @@
+"""The ``atelier`` command: exit codes, error lines and what reaches stdout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process runs see only the environment the test sets."""
+    for name in list(os.environ):
+        if name.upper().startswith("ATELIER_"):
+            monkeypatch.delenv(name)
+
+
+def _atelier(
+    *args: str, cwd: Path, stdin: str = "", timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bot.cli ARGS`` as a user would, in ``cwd``, with a clean environment."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ATELIER_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=cwd,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "broken.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_config_with_an_unknown_key_exits_2_naming_the_key(tmp_path: Path) -> None:
+    config = _config(tmp_path, "[llm]\nn_ctxx = 2048\n")
+
+    result = _atelier("--config", str(config), "chat", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("atelier: error: ")
+    assert "llm.n_ctxx" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_bad_environment_value_exits_2_naming_the_key(tmp_path: Path) -> None:
+    env_run = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "chat"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO), "ATELIER_LLM__N_CTX": "tiny"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert env_run.returncode == 2
+    assert "llm.n_ctx" in env_run.stderr
+    assert "Traceback" not in env_run.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('[discord]\ntoken = "abc"\n', "discord.token"),
+        ("[llm\n", "not valid TOML"),
+        ('[limits]\nuser_burst = "many"\n', "limits.user_burst"),
+    ],
+)
+def test_config_errors_end_with_one_error_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, named: str
+) -> None:
+    code = main(["--config", str(_config(tmp_path, text)), "plugins", "list"])
+
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert err.startswith("atelier: error: ")
+    assert named in err
+    assert out == ""
+
+
+def test_a_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--config", str(tmp_path / "nope.toml"), "db", "upgrade"])
+
+    assert code == 2
+    assert "nope.toml" in capsys.readouterr().err
+
+
+def test_version_prints_the_version(tmp_path: Path) -> None:
+    result = _atelier("version", cwd=tmp_path)
+
+    assert result.returncode == 0
+    assert result.stdout.startswith("atelier ")
+
+
+def test_a_missing_subcommand_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([])
+
+    assert exited.value.code == 2
+    assert "usage: atelier" in capsys.readouterr().err
+
+
+def test_plugins_list_prints_every_discovered_plugin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.plugins import discover_plugins
+
+    code = main(["--config", str(_config(tmp_path, "")), "plugins", "list"])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    plugins = discover_plugins()
+    assert plugins, "the built-in plugins should be discovered"
+    for name, plugin in plugins.items():
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert plugin.version in line
+        assert plugin.description in line
+
+
+def test_plugins_list_shows_the_configured_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.plugins import discover_plugins
+
+    name, plugin = next((n, p) for n, p in discover_plugins().items() if not p.required)
+    flipped = "false" if plugin.enabled_by_default else "true"
+    config = _config(tmp_path, f"[plugins.enabled]\n{name} = {flipped}\n")
+
+    main(["--config", str(config), "plugins", "list"])
+
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(name))
+    assert ("disabled" if plugin.enabled_by_default else "enabled") in line
+
+
+def test_db_upgrade_creates_the_sqlite_database_in_the_data_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+
+    code = main(["--config", str(_config(tmp_path, "")), "--data-dir", str(data), "db", "upgrade"])
+
+    assert code == 0
+    assert (data / "atelier.db").is_file()
+    assert "up to date" in capsys.readouterr().out
+    # Running it again is harmless.
+    assert (
+        main(["--config", str(_config(tmp_path, "")), "--data-dir", str(data), "db", "upgrade"])
+        == 0
+    )
+
+
+@pytest.mark.model
+def test_piped_chat_with_the_bundled_model_writes_only_replies(tmp_path: Path) -> None:
+    result = _atelier(
+        "--data-dir",
+        str(tmp_path / "data"),
+        "chat",
+        "--server",
+        "s1",
+        "--user",
+        "u1",
+        cwd=tmp_path,
+        stdin="hello\n\n/plugins list\n",
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) >= 2
+    assert "loading" not in result.stdout
