@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import (
     AIMessage,
+    AIMessageChunk,
     BaseMessage,
     HumanMessage,
     SystemMessage,
@@ -71,16 +72,20 @@ class Agent:
         key = str(turn.identity.server_pk)
         for step in range(agent.max_steps):
             model = bound if step < agent.max_steps - 1 else self.model
-            reply: BaseMessage | None = None
+            calls: list[AIMessageChunk] = []  # only chunks with tool-call data are merged
+            step_text: list[str] = []
             async for chunk in model.astream(messages, fairness_key=key):
                 text = _text_of(chunk)
                 if text:
-                    pieces.append(text)
+                    step_text.append(text)
                     yield TextDelta(text)
-                reply = chunk if reply is None else reply + chunk  # type: ignore[assignment]
-            if not isinstance(reply, AIMessage) or not reply.tool_calls:
+                if isinstance(chunk, AIMessageChunk) and chunk.tool_call_chunks:
+                    calls.append(chunk)
+            pieces.extend(step_text)
+            reply = _merge(calls)
+            if reply is None or not reply.tool_calls:
                 break
-            messages.append(AIMessage(content=reply.content, tool_calls=reply.tool_calls))
+            messages.append(AIMessage(content="".join(step_text), tool_calls=reply.tool_calls))
             for call in reply.tool_calls:
                 yield Progress(f"using {call['name']}")
                 result = await self._call_tool(by_name, call["name"], call["args"], turn)
@@ -154,6 +159,16 @@ class Agent:
             log.warning("tool %s failed: %s", name, exc, exc_info=True)
             message = getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}"
             return f"error: the tool {name} failed: {message}"
+
+
+def _merge(chunks: list[AIMessageChunk]) -> AIMessageChunk | None:
+    """Merge the tool-call chunks of one model step (text was streamed separately)."""
+    if not chunks:
+        return None
+    merged = chunks[0]
+    for chunk in chunks[1:]:
+        merged = merged + chunk
+    return merged
 
 
 def _estimate(text: str) -> int:

@@ -14,7 +14,6 @@ import importlib
 import logging
 import pkgutil
 import sys
-import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,6 +25,7 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ValidationError
 
 import plugins as builtin_plugins
+from bot.cache import TTLCache
 from bot.errors import CommandError, PluginError, PluginTimeout, UserError
 from bot.plugin_api import Command, Plugin, PluginContext
 from bot.tools import ToolSpec, build, make_spec
@@ -53,7 +53,6 @@ class Source:
 class _ServerView:
     """One server's plugin state as this process last read it."""
 
-    expires: float
     overrides: dict[str, PluginOverride]
     enabled: list[Loaded] | None = None
     configs: dict[str, BaseModel] = field(default_factory=dict)
@@ -102,7 +101,7 @@ class PluginManager:
         self.services = services
         self.loaded: dict[str, Loaded] = {}
         self.sources: dict[str, Source] = {}
-        self._views: dict[int, _ServerView] = {}
+        self._views: TTLCache[int, _ServerView] = TTLCache(_OVERRIDE_TTL_S)
         self._lock = asyncio.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------
@@ -223,19 +222,13 @@ class PluginManager:
 
     async def _view(self, server_pk: int) -> _ServerView:
         """The server's overrides and what follows from them (cached briefly)."""
-        now = time.monotonic()
-        view = self._views.get(server_pk)
-        if view is None or view.expires <= now:
-            overrides = await self.services.storage.plugin_overrides(server_pk)
-            view = _ServerView(now + _OVERRIDE_TTL_S, overrides)
-            self._views[server_pk] = view
-        return view
+        return await self._views.get(server_pk, lambda: self._load_view(server_pk))
+
+    async def _load_view(self, server_pk: int) -> _ServerView:
+        return _ServerView(await self.services.storage.plugin_overrides(server_pk))
 
     def _invalidate(self, server_pk: int | None = None) -> None:
-        if server_pk is None:
-            self._views.clear()
-        else:
-            self._views.pop(server_pk, None)
+        self._views.invalidate(server_pk)
 
     async def overrides(self, server_pk: int) -> dict[str, PluginOverride]:
         """The server's stored overrides (cached briefly)."""

@@ -6,8 +6,9 @@ another bot process shows up soon, and this process's own changes invalidate at 
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
+
+from bot.cache import TTLCache
 
 if TYPE_CHECKING:
     from storage.repository import Storage
@@ -18,20 +19,15 @@ class ServerState:
 
     def __init__(self, storage: Storage, *, ttl: float = 2.0) -> None:
         self._storage = storage
-        self._ttl = ttl
-        self._prompts: dict[int, tuple[float, str | None]] = {}
+        self._prompts: TTLCache[int, str | None] = TTLCache(ttl)
 
     async def system_prompt(self, server_pk: int) -> str | None:
         """The server's own system prompt, or None for the configured default."""
-        now = time.monotonic()
-        cached = self._prompts.get(server_pk)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        prompt = await self._storage.get_system_prompt(server_pk)
-        self._prompts[server_pk] = (now + self._ttl, prompt)
-        return prompt
+        return await self._prompts.get(
+            server_pk, lambda: self._storage.get_system_prompt(server_pk)
+        )
 
     async def set_system_prompt(self, server_pk: int, prompt: str | None) -> None:
         """Store (or with None, reset) the server's system prompt."""
         await self._storage.set_system_prompt(server_pk, prompt)
-        self._prompts.pop(server_pk, None)
+        self._prompts.invalidate(server_pk)
