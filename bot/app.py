@@ -8,6 +8,7 @@ Start-up errors (bad config, missing model, unreachable database) surface as
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from types import TracebackType
@@ -58,6 +59,7 @@ class App:
         except BaseException:
             await storage.close()
             raise
+        _tune_gc()
         return cls(services, Router(services, agent))
 
     async def aclose(self) -> None:
@@ -80,6 +82,17 @@ class App:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _tune_gc() -> None:
+    """Keep garbage-collection pauses out of reply latency (measured in bench/router.py).
+
+    Everything loaded so far lives as long as the bot, so it is frozen out of the
+    collector's scans; the young generation is allowed to grow larger so that a busy bot
+    collects less often. Without this, full collections stalled turns for 80-160 ms.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 50)
 
 
 async def _load_model(settings: Settings, say: Callable[[str], None]) -> BaseChatModel:
