@@ -30,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.agent import Turn
-from agents.toolcall import to_openai_messages
+from agents.messages import to_openai_messages
 from bot.app import App
 from bot.config import Settings
 from bot.events import CommandEvent, MessageEvent, Origin, Text, TextDelta

@@ -17,13 +17,13 @@ from langchain_core.messages import (
 from langchain_core.tools import tool
 from pydantic import Field
 
+from agents.messages import to_openai_messages
 from agents.toolcall import (
     ANSWER,
     GrammarToolChatModel,
     forced_choice,
     parse_choice,
     resolve_mode,
-    to_openai_messages,
 )
 
 
