@@ -11,6 +11,7 @@ STAMP := $(VENV)/.atelier-installed
 
 # The pinned llama-cpp-python version, read from pyproject.toml so the two never disagree.
 LLAMA_VERSION := $(shell sed -n 's/.*"llama-cpp-python\[server\]==\([^"]*\)".*/\1/p' pyproject.toml)
+TORCH_VERSION ?= 2.13.0
 # A portable CPU build by default; override for CUDA: make chat CMAKE_ARGS=-DGGML_CUDA=on
 CMAKE_ARGS ?= -DGGML_NATIVE=off
 BENCHES := bench/llm_overhead.py bench/router.py
@@ -50,6 +51,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	else \
 	    echo "building llama-cpp-python $(LLAMA_VERSION) (CMAKE_ARGS=$(CMAKE_ARGS)), a few minutes"; \
 	    CMAKE_ARGS='$(CMAKE_ARGS)' $(BIN)/pip install 'llama-cpp-python[server]==$(LLAMA_VERSION)'; \
+	fi
+	@# torch first, pinned: this machine has its CPU wheel; any other version (or a plain
+	@# `torch` pulled in by diffusers) would download gigabytes of CUDA. For a GPU, install
+	@# a CUDA torch into .venv yourself (README: GPU); an installed torch is kept.
+	@if ! $(BIN)/python -c 'import torch' 2>/dev/null; then \
+	    $(BIN)/pip install 'torch==$(TORCH_VERSION)'; \
 	fi
 	$(BIN)/pip install -e '.[dev]'
 	touch $@

@@ -84,6 +84,41 @@ class PluginsSettings(_Section):
     disable_entry_points: bool = False
 
 
+class ImagineSettings(_Section):
+    """Image generation: the back end, the model, and what users may ask for."""
+
+    backend: Literal["local", "celery"] = "local"
+    model_path: str = ""  # empty: the bundled tiny random-weights demo (built on first use)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    torch_compile: bool = False
+    channels_last: bool = False
+    preload: bool = False  # start the local worker (and load the model) at bot start
+    max_batch: int = Field(default=4, ge=1, le=64)
+    batch_window_ms: int = Field(default=50, ge=0, le=10_000)
+    job_timeout_s: float = Field(default=600.0, gt=0)
+    default_width: int = Field(default=512, ge=8)
+    default_height: int = Field(default=512, ge=8)
+    default_steps: int = Field(default=20, ge=1)
+    default_cfg: float = Field(default=7.0, ge=0)
+    max_width: int = Field(default=1024, ge=8)
+    max_height: int = Field(default=1024, ge=8)
+    max_pixels: int = Field(default=1024 * 1024, ge=64)
+    max_steps: int = Field(default=50, ge=1)
+    max_count: int = Field(default=4, ge=1)
+    min_cfg: float = Field(default=0.0, ge=0)
+    max_cfg: float = Field(default=20.0, ge=0)
+    max_prompt_chars: int = Field(default=1000, ge=1)
+    schedulers: list[str] = Field(
+        default_factory=lambda: ["euler", "euler_a", "ddim", "dpmpp_2m", "pndm", "lms"]
+    )
+    max_pending_per_user: int = Field(default=3, ge=1)
+    images_per_day_per_server: int = Field(default=500, ge=0)
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    result_backend: str = "redis://127.0.0.1:6379/1"
+    visibility_timeout_s: int = Field(default=3600, ge=1)
+
+
 class ConsoleSettings(_Section):
     """The local console adapter."""
 
@@ -117,6 +152,7 @@ class Settings(BaseSettings):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     plugins: PluginsSettings = Field(default_factory=PluginsSettings)
+    imagine: ImagineSettings = Field(default_factory=ImagineSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
