@@ -26,6 +26,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 
 from bot.events import Origin, Progress, ReplyPart, Text, TextDelta
+from bot.plugin_api import ToolResult
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -89,6 +90,10 @@ class Agent:
             for call in reply.tool_calls:
                 yield Progress(f"using {call['name']}")
                 result = await self._call_tool(by_name, call["name"], call["args"], turn)
+                if isinstance(result, ToolResult):
+                    for part in result.parts:
+                        yield part
+                    result = result.text
                 messages.append(ToolMessage(result, tool_call_id=call["id"] or call["name"]))
         answer = "".join(pieces).strip() or "(no answer)"
         yield Text(answer)
@@ -148,17 +153,18 @@ class Agent:
 
     async def _call_tool(
         self, tools: dict[str, BaseTool], name: str, args: dict[str, Any], turn: Turn
-    ) -> str:
+    ) -> str | ToolResult:
         """Run one tool call; any failure becomes a message to the model, not a crash."""
         tool = tools.get(name)
         if tool is None:
             return f"error: there is no tool named {name!r}; tools: {', '.join(tools)}"
         try:
-            return str(await tool.ainvoke(args, config=turn.tool_config))
+            result = await tool.ainvoke(args, config=turn.tool_config)
         except Exception as exc:
             log.warning("tool %s failed: %s", name, exc, exc_info=True)
             message = getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}"
             return f"error: the tool {name} failed: {message}"
+        return result if isinstance(result, ToolResult) else str(result)
 
 
 def _merge(chunks: list[AIMessageChunk]) -> AIMessageChunk | None:

@@ -62,6 +62,18 @@ class ToolContext:
     config: BaseModel | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a tool may return instead of a string: text for the LLM, parts for the user.
+
+    The agent sends ``text`` back to the model and passes ``parts`` (images, files,
+    buttons) straight into the reply, so a tool can show the user what it made.
+    """
+
+    text: str
+    parts: tuple[ReplyPart, ...] = ()
+
+
 @dataclass(slots=True)
 class CommandContext:
     """Given to command handlers."""

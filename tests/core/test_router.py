@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from bot.app import App
 from bot.config import Settings
-from bot.events import ButtonEvent, CommandEvent, Error, MessageEvent, Progress, Text, TextDelta
+from bot.events import (
+    ButtonEvent,
+    CommandEvent,
+    Error,
+    Image,
+    MessageEvent,
+    Progress,
+    Text,
+    TextDelta,
+)
 from bot.plugins import Source
 from tests.core.conftest import collect, origin, say
 from tests.fakes import ScriptedChatModel, script, tool_call
@@ -256,3 +266,16 @@ async def test_tools_get_the_callers_context_from_the_core(settings: Settings) -
         assert model.seen[1][-1].content == "user ada in server lab"
         await say(app, "and me?", user="bob", server="s9")
         assert model.seen[3][-1].content == "user bob in server s9"
+
+
+async def test_a_tool_can_show_the_user_what_it_made(settings: Settings) -> None:
+    model = ScriptedChatModel(
+        messages=script(tool_call("snapshot", caption="a cat"), "Here it is.", repeat=True)
+    )
+    async with await App.start(settings, chat_model=model) as app:
+        app.services.plugins.sources["echo"] = Source("echo", "tests.core.sample_plugin")
+        await app.services.plugins.load("echo")
+        parts = await collect(app, MessageEvent(origin(), "draw a cat"))
+    assert Image(Path("/tmp/picture.png"), "a cat") in parts
+    assert parts[-1] == Text("Here it is. [echo]")
+    assert model.seen[1][-1].content == "made a picture"

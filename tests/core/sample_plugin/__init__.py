@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from pydantic import BaseModel
 
-from bot.events import Event, MessageEvent, Progress, ReplyPart, Text
-from bot.plugin_api import CommandContext, HookContext, Option, Plugin, PluginContext, ToolContext
+from bot.events import Event, Image, MessageEvent, Progress, ReplyPart, Text
+from bot.plugin_api import (
+    CommandContext,
+    HookContext,
+    Option,
+    Plugin,
+    PluginContext,
+    ToolContext,
+    ToolResult,
+)
 
 
 class EchoConfig(BaseModel):
@@ -26,6 +35,16 @@ started = asyncio.Event()
 async def whoami(ctx: ToolContext) -> str:
     """Tell who is asking (from injected context)."""
     return f"user {ctx.origin.user_id} in server {ctx.origin.server_id}"
+
+
+@plugin.tool
+async def snapshot(caption: str, ctx: ToolContext) -> ToolResult:
+    """Make a picture for the user.
+
+    Args:
+        caption: What the picture shows.
+    """
+    return ToolResult("made a picture", (Image(Path("/tmp/picture.png"), caption),))
 
 
 @plugin.inbound
