@@ -14,7 +14,7 @@ import importlib
 import logging
 import pkgutil
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.metadata import entry_points
@@ -103,6 +103,7 @@ class PluginManager:
         self.sources: dict[str, Source] = {}
         self._views: TTLCache[int, _ServerView] = TTLCache(_OVERRIDE_TTL_S)
         self._lock = asyncio.Lock()
+        self._listeners: list[Callable[[int | None], Awaitable[None]]] = []
 
     # ---- lifecycle ---------------------------------------------------------------
 
@@ -133,7 +134,8 @@ class PluginManager:
             self._invalidate()
             if old is not None:
                 await self._stop(old)
-            return fresh.plugin
+        await self._changed(None)
+        return fresh.plugin
 
     async def unload(self, name: str) -> None:
         """Stop plugin ``name``: cancel its tasks and run its teardown (errors logged)."""
@@ -144,6 +146,7 @@ class PluginManager:
             self._invalidate()
             await self._stop(loaded)
             _restore_modules(loaded.source.module, {})
+        await self._changed(None)
 
     async def reload(self, name: str) -> Plugin:
         """Re-import and restart ``name``; the old version keeps running if that fails."""
@@ -220,6 +223,18 @@ class PluginManager:
         configured = self.services.settings.plugins.enabled
         return plugin.required or configured.get(plugin.name, plugin.enabled_by_default)
 
+    def add_listener(self, listener: Callable[[int | None], Awaitable[None]]) -> None:
+        """Call ``listener(server_pk)`` after a server's plugins change (``None``: all servers,
+        after a load or unload). Adapters use it to resync command menus."""
+        self._listeners.append(listener)
+
+    async def _changed(self, server_pk: int | None) -> None:
+        for listener in list(self._listeners):
+            try:
+                await listener(server_pk)
+            except Exception:
+                log.exception("plugin change listener failed")
+
     async def _view(self, server_pk: int) -> _ServerView:
         """The server's overrides and what follows from them (cached briefly)."""
         return await self._views.get(server_pk, lambda: self._load_view(server_pk))
@@ -261,6 +276,7 @@ class PluginManager:
             raise CommandError(f"plugin {name} is required and cannot be disabled")
         await self.services.storage.set_plugin_enabled(server_pk, name, enabled)
         self._invalidate(server_pk)
+        await self._changed(server_pk)
 
     async def set_config(self, server_pk: int, name: str, key: str, value: str) -> Any:
         """Set one config key for one server; validated by the plugin's config model."""

@@ -279,3 +279,17 @@ async def test_a_tool_can_show_the_user_what_it_made(settings: Settings) -> None
     assert Image(Path("/tmp/picture.png"), "a cat") in parts
     assert parts[-1] == Text("Here it is. [echo]")
     assert model.seen[1][-1].content == "made a picture"
+
+
+async def test_listeners_hear_about_plugin_changes(app: App) -> None:
+    heard: list[int | None] = []
+
+    async def listener(server_pk: int | None) -> None:
+        heard.append(server_pk)
+
+    app.services.plugins.add_listener(listener)
+    await say(app, "/plugins disable calculator", admin=True)
+    identity = await app.services.storage.identify(origin())
+    assert heard == [identity.server_pk]
+    await app.services.plugins.reload("calculator")
+    assert heard == [identity.server_pk, None]
