@@ -130,6 +130,13 @@ class DiscordSettings(_Section):
     """Discord adapter; the token comes only from ``ATELIER_DISCORD__TOKEN``."""
 
     token: SecretStr | None = None
+    api_base: str = "https://discord.com/api/v10"  # override for proxies and tests
+    gateway_url: str = ""  # empty: the one Discord's REST API names
+    chat_channels: list[str] = Field(default_factory=list)  # channel ids answered always
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_ids: list[int] | None = None
+    edit_interval_s: float = Field(default=1.0, ge=0.2)
+    sync_debounce_s: float = Field(default=2.0, ge=0)
 
 
 class TelegramSettings(_Section):
