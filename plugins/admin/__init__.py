@@ -116,6 +116,23 @@ async def prompt_reset(ctx: CommandContext) -> str:
     return "This server now uses the default system prompt."
 
 
+plugin.group("channel", "Settings of this channel")
+
+
+@plugin.command(
+    "channel chat",
+    "Answer every message in this channel (on), or only mentions and replies (off)",
+    Option("mode", description="on or off", choices=("on", "off")),
+    admin_only=True,
+)
+async def channel_chat(ctx: CommandContext, mode: str) -> str:
+    """Mark this channel as a chat channel (or not)."""
+    await ctx.services.storage.set_chat_channel(ctx.channel_pk, mode == "on")
+    if mode == "on":
+        return "I will answer every message in this channel."
+    return "In this channel I answer only when mentioned or replied to."
+
+
 @plugin.command("forget", "Forget our conversation in this channel")
 async def forget(ctx: CommandContext) -> str:
     """Delete this conversation's stored messages."""

@@ -293,3 +293,15 @@ async def test_listeners_hear_about_plugin_changes(app: App) -> None:
     assert heard == [identity.server_pk]
     await app.services.plugins.reload("calculator")
     assert heard == [identity.server_pk, None]
+
+
+async def test_an_admin_marks_a_chat_channel(app: App) -> None:
+    assert "Only server admins" in await say(app, "/channel chat on")
+    assert await say(app, "/channel chat on", admin=True) == (
+        "I will answer every message in this channel."
+    )
+    identity = await app.services.storage.identify(origin())
+    assert await app.services.storage.is_chat_channel(identity.channel_pk)
+    assert "option mode: 'maybe' is not one of: on, off" in await say(
+        app, "/channel chat maybe", admin=True
+    )
