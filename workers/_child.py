@@ -15,6 +15,7 @@ import queue
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from workers.api import Failed, Finished, ImageRequest, JobUpdate, Queued, Started, Step
@@ -32,6 +33,7 @@ class ChildConfig:
     max_batch: int
     batch_window_ms: int
     worker_name: str
+    build_demo: bool = False  # build the bundled random-weights demo at model_path first
     crash_on_prompt: str | None = None
 
 
@@ -49,6 +51,10 @@ def main(config: ChildConfig, inbox: Any, outbox: Any) -> None:
     try:
         from workers.engine import DiffusionEngine
 
+        if config.build_demo:
+            from workers.tiny import build_tiny_sd
+
+            build_tiny_sd(Path(config.model_path))
         engine = DiffusionEngine.load(
             config.model_path,
             device=config.device,

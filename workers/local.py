@@ -25,7 +25,7 @@ from bot.errors import ModelError
 from workers._child import ChildConfig
 from workers._child import main as child_main
 from workers.api import Failed, Finished, ImageRequest, JobUpdate, Started
-from workers.tiny import describe_model
+from workers.tiny import DEMO_DESCRIPTION, describe_model
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +123,14 @@ class LocalImageBackend:
         model_path: Path,
         *,
         description: str | None = None,
+        build_demo: bool = False,
         _crash_on_prompt: str | None = None,
     ) -> None:
-        self.description = description or describe_model(Path(model_path))
+        """``build_demo``: the child builds the bundled tiny demo at ``model_path`` if absent
+        (torch stays out of the bot process)."""
+        if description is None:
+            description = DEMO_DESCRIPTION if build_demo else describe_model(Path(model_path))
+        self.description = description
         self._settings = settings
         self._config = ChildConfig(
             model_path=str(model_path),
@@ -136,6 +141,7 @@ class LocalImageBackend:
             max_batch=settings.max_batch,
             batch_window_ms=settings.batch_window_ms,
             worker_name="local",
+            build_demo=build_demo,
             crash_on_prompt=_crash_on_prompt,
         )
         self._child: _Child | None = None
