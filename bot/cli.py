@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings, load_settings
 from bot.errors import AtelierError, ConfigError, ModelError
@@ -85,6 +85,58 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
             await app.aclose()
 
     return asyncio.run(session())
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    """``atelier run``: serve the configured platforms until Ctrl-C or SIGTERM.
+
+    Discord runs when ``ATELIER_DISCORD__TOKEN`` is set; with no platform configured this
+    is a configuration error (exit code 2) before anything is loaded.
+    """
+    if settings.discord.token is None or not settings.discord.token.get_secret_value():
+        raise ConfigError(
+            "no platform to serve: set ATELIER_DISCORD__TOKEN to run the Discord adapter "
+            "(or use `atelier chat` for the console)"
+        )
+    from bot.adapters.discord import DiscordAdapter
+
+    async def serve() -> int:
+        app = await _start_app(settings, spinner=False)
+        try:
+            adapter = DiscordAdapter(app, settings.discord)
+            await adapter.start()
+            serving = asyncio.ensure_future(adapter.wait_closed())
+            try:
+                await _until_stopped(serving)
+            finally:
+                await adapter.close()
+                await asyncio.gather(serving, return_exceptions=True)
+        finally:
+            await app.aclose()
+        return EXIT_OK
+
+    return asyncio.run(serve())
+
+
+async def _until_stopped(serving: asyncio.Future[Any]) -> None:
+    """Wait until ``serving`` ends (raising its error) or SIGINT/SIGTERM arrives."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        stopping.cancel()
+    if serving.done():
+        serving.result()  # a failed connection ends `run` with its error
+    else:
+        log.info("stopping on signal")
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -193,6 +245,9 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--user", metavar="NAME", help="user id (default: console.user)")
     chat.add_argument("--admin", action="store_true", help="act as a server admin")
     chat.set_defaults(handler=_chat)
+
+    run = commands.add_parser("run", help="serve the configured platforms (Discord)")
+    run.set_defaults(handler=_run)
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")

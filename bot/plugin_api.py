@@ -124,6 +124,7 @@ class Command:
     subcommands: dict[str, Command] = field(default_factory=dict)
     admin_only: bool = False
     plugin: str = ""
+    ordered: bool = True  # False: runs beside the conversation's other turns (long jobs)
 
 
 @dataclass(slots=True)
@@ -136,6 +137,7 @@ class Plugin:
     config_model: type[BaseModel] | None = None
     enabled_by_default: bool = True
     required: bool = False  # cannot be disabled (the admin plugin: no lock-out)
+    call_timeout_s: float | None = None  # this plugin's default per-call limit
     tools: list[Callable[..., Awaitable[Any]]] = field(default_factory=list)
     commands: dict[str, Command] = field(default_factory=dict)
     inbound_hooks: list[InboundHook] = field(default_factory=list)
@@ -160,17 +162,26 @@ class Plugin:
         description: str,
         *options: Option,
         admin_only: bool = False,
+        ordered: bool = True,
     ) -> Callable[[CommandHandler], CommandHandler]:
         """Declare a command; ``"group sub"`` declares a subcommand of a declared group.
 
         The handler is called as ``handler(ctx: CommandContext, **options)`` and returns
-        text, reply parts, or is an async generator of reply parts.
+        text, reply parts, or is an async generator of reply parts. ``ordered=False`` lets
+        a long command (an image job) run beside the user's later turns instead of
+        holding up their conversation.
         """
 
         def register(handler: CommandHandler) -> CommandHandler:
             group, _, sub = name.partition(" ")
             cmd = Command(
-                sub or group, description, handler, tuple(options), {}, admin_only, self.name
+                sub or group,
+                description,
+                handler,
+                tuple(options),
+                admin_only=admin_only,
+                plugin=self.name,
+                ordered=ordered,
             )
             if sub:
                 self.commands[group].subcommands[sub] = cmd

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 import plugins as builtin_plugins
 from bot.cache import TTLCache
 from bot.errors import CommandError, PluginError, PluginTimeout, UserError
-from bot.plugin_api import Command, Plugin, PluginContext
+from bot.plugin_api import Command, Plugin, PluginContext, Task
 from bot.tools import ToolSpec, build, make_spec
 
 if TYPE_CHECKING:
@@ -168,11 +168,11 @@ class PluginManager:
             raise PluginError(plugin.name, f"bad tool: {exc}") from exc
         ctx = PluginContext(self.services, self.default_config(plugin))
         if plugin.setup is not None:
-            await self.call(plugin.name, plugin.setup(ctx))
+            await self.call(plugin.name, plugin.setup(ctx), self._timeout_of(plugin.name, plugin))
         bound = [build(spec, partial(self.timeout_for, plugin.name)) for spec in tools]
         loaded = Loaded(plugin, source, tools, bound)
         for task in plugin.tasks:
-            loaded.tasks.append(asyncio.create_task(self._guard(plugin.name, task(ctx))))
+            loaded.tasks.append(asyncio.create_task(self._guard(plugin.name, task, ctx)))
         log.info("loaded plugin %s %s", plugin.name, plugin.version)
         return loaded
 
@@ -189,9 +189,11 @@ class PluginManager:
         finally:
             log.info("unloaded plugin %s", loaded.plugin.name)
 
-    async def _guard(self, name: str, work: Awaitable[None]) -> None:
+    async def _guard(self, name: str, task: Task, ctx: PluginContext) -> None:
+        # The coroutine is made inside the task: a task cancelled before it first runs
+        # leaves no never-awaited coroutine behind.
         try:
-            await work
+            await task(ctx)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -200,13 +202,23 @@ class PluginManager:
     # ---- calls -------------------------------------------------------------------
 
     def timeout_for(self, name: str) -> float:
-        """The per-call time limit for plugin ``name`` (config ``plugins.timeouts``)."""
-        settings = self.services.settings.plugins
-        return settings.timeouts.get(name, settings.call_timeout_s)
+        """The per-call time limit for loaded plugin ``name`` (see ``_timeout_of``)."""
+        loaded = self.loaded.get(name)
+        return self._timeout_of(name, loaded.plugin if loaded else None)
 
-    async def call(self, name: str, work: Awaitable[T]) -> T:
+    def _timeout_of(self, name: str, plugin: Plugin | None) -> float:
+        """Config ``plugins.timeouts[name]``, else the plugin's own ``call_timeout_s``,
+        else ``plugins.call_timeout_s``."""
+        settings = self.services.settings.plugins
+        if name in settings.timeouts:
+            return settings.timeouts[name]
+        if plugin is not None and plugin.call_timeout_s is not None:
+            return plugin.call_timeout_s
+        return settings.call_timeout_s
+
+    async def call(self, name: str, work: Awaitable[T], limit_s: float | None = None) -> T:
         """Await ``work`` of plugin ``name`` within its time limit; wrap its failures."""
-        timeout = self.timeout_for(name)
+        timeout = limit_s if limit_s is not None else self.timeout_for(name)
         try:
             return await asyncio.wait_for(work, timeout)
         except TimeoutError as exc:

@@ -57,10 +57,25 @@ class Router:
         identity = await self.services.storage.identify(event.origin)
         enabled = await self.services.plugins.enabled_for(identity.server_pk)
         hook_ctx = HookContext(event.origin, identity.server_pk)
-        async with self._in_order(event.origin.conversation_key):
-            parts = self._guarded(event, identity, enabled, hook_ctx)
-            async for part in self._outbound(parts, enabled, hook_ctx):
+        parts = self._outbound(self._guarded(event, identity, enabled, hook_ctx), enabled, hook_ctx)
+        if not self._is_ordered(event):
+            async for part in parts:
                 yield part
+            return
+        async with self._in_order(event.origin.conversation_key):
+            async for part in parts:
+                yield part
+
+    def _is_ordered(self, event: Event) -> bool:
+        """Chat turns (and ordinary commands) wait for the conversation's earlier turns;
+        buttons and commands declared ``ordered=False`` (long jobs) do not, so a Cancel
+        press is never stuck behind the job it cancels."""
+        if isinstance(event, ButtonEvent):
+            return False
+        if isinstance(event, CommandEvent):
+            found = self.services.plugins.find_command(event.name.lower())
+            return found is None or found[1].ordered
+        return True
 
     # ---- stages ------------------------------------------------------------------
 

@@ -147,3 +147,30 @@ audit_log = Table(
     Column("created_at", Timestamp, nullable=False, default=utcnow),
     Index("ix_audit_log_server_id_id", "server_id", "id"),
 )
+
+IMAGE_JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+"""The states of an image job; queued and running ones are re-enqueued after a crash."""
+
+image_jobs = Table(
+    "image_jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),  # uuid4 hex, also in file names and buttons
+    Column("status", String(16), nullable=False),
+    _fk("server_id", "servers.id"),
+    _fk("user_id", "users.id"),
+    _fk("channel_id", "channels.id"),
+    Column("params", JSONType, nullable=False, default=dict),
+    Column("seed", BigInteger, nullable=False),  # seeds reach 2**32 - 1: too big for INTEGER
+    Column("count", Integer, nullable=False),
+    Column("worker", String(256), nullable=True),
+    Column("results", JSONType, nullable=False, default=list),
+    Column("sha256", JSONType, nullable=False, default=list),
+    Column("error", Text, nullable=True),
+    Column("created_at", Timestamp, nullable=False, default=utcnow),
+    Column("started_at", Timestamp, nullable=True),
+    Column("finished_at", Timestamp, nullable=True),
+    CheckConstraint(f"status IN {IMAGE_JOB_STATUSES!r}", name="status"),
+    # The daily quota counts one server's jobs since midnight; recovery reads by status.
+    Index("ix_image_jobs_server_id_created_at", "server_id", "created_at"),
+    Index("ix_image_jobs_status", "status"),
+)

@@ -112,6 +112,14 @@ class Storage:
         storage._writer.start()
         return storage
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine, for this package's other repositories (``storage.jobs.JobStore``).
+
+        Code outside ``storage`` must not use it to open connections of its own.
+        """
+        return self._engine
+
     @_translated
     async def upgrade(self) -> None:
         """Apply pending Alembic migrations (``atelier db upgrade``); idempotent."""

@@ -58,7 +58,7 @@ async def test_tool_steps_stop_at_max_steps(settings: Settings) -> None:
     )
     async with await App.start(settings, chat_model=model) as app:
         assert await say(app, "1+1") == "Two."
-    assert model.offered == [["calculate"], []]  # the last step is offered no tools
+    assert model.offered == [["calculate", "generate_image"], []]  # the last step: no tools
 
 
 async def test_memory_comes_back_and_forget_clears_it(app: App, model: ScriptedChatModel) -> None:

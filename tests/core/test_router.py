@@ -141,7 +141,7 @@ async def test_plugins_list_shows_state_here(app: App) -> None:
 
 async def test_an_unknown_plugin_name_lists_the_known_ones(app: App) -> None:
     reply = await say(app, "/plugins enable nosuch", admin=True)
-    assert reply == "error: unknown plugin 'nosuch'; known plugins: admin, calculator"
+    assert reply == "error: unknown plugin 'nosuch'; known plugins: admin, calculator, imagine"
 
 
 async def test_the_admin_plugin_cannot_be_disabled(app: App) -> None:
@@ -207,7 +207,7 @@ async def test_turns_in_one_conversation_stay_in_order(echo_app: App) -> None:
 async def test_a_button_reaches_its_plugin(echo_app: App) -> None:
     parts = await collect(echo_app, ButtonEvent(origin(), "echo:again:42"))
     assert parts == [Text("pressed 42 [echo]")]
-    parts = await collect(echo_app, ButtonEvent(origin(), "imagine:reroll:7"))
+    parts = await collect(echo_app, ButtonEvent(origin(), "nosuch:reroll:7"))
     assert parts == [Error("This button no longer works here.")]
 
 
@@ -305,3 +305,12 @@ async def test_an_admin_marks_a_chat_channel(app: App) -> None:
     assert "option mode: 'maybe' is not one of: on, off" in await say(
         app, "/channel chat maybe", admin=True
     )
+
+
+async def test_a_button_is_not_stuck_behind_a_long_command(echo_app: App) -> None:
+    slow = asyncio.create_task(say(echo_app, "/slow 0.5"))
+    await asyncio.sleep(0.05)
+    parts = await asyncio.wait_for(collect(echo_app, ButtonEvent(origin(), "echo:again:1")), 0.3)
+    assert parts == [Text("pressed 1 [echo]")]
+    assert not slow.done()
+    await slow

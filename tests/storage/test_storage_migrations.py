@@ -54,7 +54,7 @@ async def test_opening_an_empty_database_migrates_it_to_head(database_url: str) 
 
     tables, revisions, diff = await _inspect(database_url)
     assert TABLES <= tables
-    assert revisions == ["0001"]
+    assert revisions == ["0002"]
     assert diff == [], "models.py and the migrations disagree"
 
 
@@ -70,7 +70,7 @@ async def test_upgrade_is_idempotent_and_keeps_data(
         assert [m.content for m in await storage.history(ids.conversation_pk, 5)] == ["still here?"]
     finally:
         await storage.close()
-    assert (await _inspect(database_url))[1] == ["0001"]
+    assert (await _inspect(database_url))[1] == ["0002"]
 
 
 async def test_open_without_migrating_leaves_the_schema_to_upgrade(database_url: str) -> None:
@@ -83,7 +83,7 @@ async def test_open_without_migrating_leaves_the_schema_to_upgrade(database_url:
         await storage.close()
     tables, revisions, _ = await _inspect(database_url)
     assert TABLES <= tables
-    assert revisions == ["0001"]
+    assert revisions == ["0002"]
 
 
 async def test_everything_persists_after_close_and_reopen(

@@ -1,0 +1,16 @@
+"""The Discord adapter (discord.py): the only package that may import ``discord``.
+
+``DiscordAdapter(app, settings.discord)`` serves an ``App`` on Discord; ``atelier run``
+starts it when ``ATELIER_DISCORD__TOKEN`` is set. Modules: ``client`` (connection, events,
+tasks), ``translate`` (SDK objects → ``Origin``), ``commands`` (plugin command specs →
+slash commands, per-guild sync), ``render`` (reply streams → messages and edits),
+``views`` (persistent buttons). Like every adapter it translates and renders; it decides
+nothing the core decides.
+"""
+
+from __future__ import annotations
+
+from .client import DiscordAdapter, make_client, point_discord_at
+from .render import split_message
+
+__all__ = ["DiscordAdapter", "make_client", "point_discord_at", "split_message"]

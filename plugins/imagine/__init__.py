@@ -1,0 +1,261 @@
+"""Built-in ``imagine`` plugin: /imagine, its buttons and the agent's generate_image tool.
+
+Jobs are admitted (limits, quotas), stored in ``image_jobs``, queued fairly across servers
+and users, and handed to the image back end by a dispatcher (this plugin's background
+task); replies stream progress, then the images, a summary and reroll / variations /
+upscale buttons. Jobs left queued or running by a crash are re-enqueued at set-up.
+
+The back end is chosen by ``settings.imagine.backend`` ("local": a worker child process;
+"celery": a GPU worker pool), imported lazily in set-up. This package never imports torch
+or diffusers, and talks to back ends only through ``workers.api``.
+
+Tests use another back end through one documented seam: the environment variable
+``ATELIER_IMAGINE_BACKEND_FACTORY`` names a ``module:function`` called as
+``function(settings.imagine, model_path)`` instead of the configured back end. (A module
+attribute would not do: the plugin manager re-imports this package on every load.)
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.config import ImagineSettings, Settings
+from bot.errors import PluginError, UserError
+from bot.events import Image, ReplyPart
+from bot.plugin_api import CommandContext, Plugin, PluginContext, ToolContext, ToolResult
+from plugins.imagine import render
+from plugins.imagine.dispatcher import Completed, Dispatcher, Follower, Stopped
+from plugins.imagine.files import ImageFiles
+from plugins.imagine.options import ImagineConfig, Params, build_options, make_params
+from plugins.imagine.service import ImagineService, Requester
+from storage.jobs import ImageJob, JobStore
+from workers.api import ImageBackend
+
+BACKEND_FACTORY_ENV = "ATELIER_IMAGINE_BACKEND_FACTORY"
+BackendFactory = Callable[[ImagineSettings, Path], ImageBackend]
+
+plugin = Plugin(
+    "imagine",
+    "Image generation: /imagine and the generate_image tool",
+    version="1.0.0",
+    config_model=ImagineConfig,
+)
+
+
+@dataclass(slots=True)
+class _State:
+    """This load's running service (the module is re-imported on every load)."""
+
+    service: ImagineService | None = None
+
+
+_state = _State()
+
+
+def _service() -> ImagineService:
+    if _state.service is None:
+        raise PluginError("imagine", "not set up")
+    return _state.service
+
+
+# ---- lifecycle ---------------------------------------------------------------------
+
+
+@plugin.on_setup
+async def _setup(ctx: PluginContext) -> None:
+    """Build the options from config, start the back end, re-enqueue unfinished jobs."""
+    settings = ctx.services.settings
+    plugin.commands["imagine"].options = build_options(settings.imagine)
+    # A reply (or the tool) may wait for a whole job: the plugin's calls get that long.
+    plugin.call_timeout_s = settings.imagine.job_timeout_s + 60
+    backend = make_backend(settings)
+    await backend.start()
+    try:
+        store = JobStore(ctx.services.storage)
+        files = ImageFiles(settings.data_dir)
+        limit = settings.imagine.max_batch * 2  # the worker can batch what is in flight
+        dispatcher = Dispatcher(backend, store, files, max_in_flight=limit)
+        service = ImagineService(settings.imagine, store, files, dispatcher)
+        await service.recover()
+    except BaseException:
+        await backend.close()
+        raise
+    _state.service = service
+
+
+@plugin.task
+async def _dispatch(ctx: PluginContext) -> None:
+    """Hand queued jobs to the back end until the plugin stops."""
+    await _service().dispatcher.run()
+
+
+@plugin.on_teardown
+async def _teardown(ctx: PluginContext) -> None:
+    """Close the back end (the dispatcher task was already stopped)."""
+    service, _state.service = _state.service, None
+    if service is not None:
+        await service.dispatcher.backend.close()
+
+
+def make_backend(settings: Settings) -> ImageBackend:
+    """The configured back end (or the one ``ATELIER_IMAGINE_BACKEND_FACTORY`` names)."""
+    s = settings.imagine
+    model_path = Path(s.model_path) if s.model_path else settings.data_dir / "models" / "tiny-sd"
+    named = os.environ.get(BACKEND_FACTORY_ENV, "").strip()
+    if named:
+        return _import_factory(named)(s, model_path)
+    if s.backend == "celery":
+        from workers.celery_backend import CeleryImageBackend
+
+        return CeleryImageBackend(s)
+    from workers.local import LocalImageBackend
+
+    return LocalImageBackend(s, model_path, build_demo=not s.model_path)
+
+
+def _import_factory(named: str) -> BackendFactory:
+    module, _, attr = named.partition(":")
+    factory: BackendFactory = getattr(importlib.import_module(module), attr or "create")
+    return factory
+
+
+# ---- /imagine and buttons ----------------------------------------------------------
+
+
+@plugin.command(
+    "imagine",
+    "Generate images from a text prompt",
+    *build_options(ImagineSettings()),
+    ordered=False,
+)
+async def imagine(
+    ctx: CommandContext, prompt: str, **options: str | int | float | None
+) -> AsyncIterator[ReplyPart]:
+    """Queue a job from the options, then stream its progress and its images."""
+    params = make_params(_service().settings, prompt, **options)
+    async for part in _run(ctx, params):
+        yield part
+
+
+@plugin.button("reroll")
+async def reroll(ctx: CommandContext, arg: str) -> AsyncIterator[ReplyPart]:
+    """The same prompt and settings with a new random seed."""
+    job = await _service().job(ctx.server_pk, arg)
+    async for part in _run(ctx, _service().reroll(job)):
+        yield part
+
+
+@plugin.button("variations")
+async def variations(ctx: CommandContext, arg: str) -> AsyncIterator[ReplyPart]:
+    """Variations of the job's first image (img2img, new seed)."""
+    job = await _service().job(ctx.server_pk, arg)
+    async for part in _run(ctx, _service().variations(job)):
+        yield part
+
+
+@plugin.button("upscale")
+async def upscale(ctx: CommandContext, arg: str) -> AsyncIterator[ReplyPart]:
+    """The job's first image at twice the size (img2img on the same model)."""
+    job = await _service().job(ctx.server_pk, arg)
+    async for part in _run(ctx, _service().upscale(job)):
+        yield part
+
+
+@plugin.button("cancel")
+async def cancel(ctx: CommandContext, arg: str) -> str:
+    """Cancel a queued or running job."""
+    job = await _service().job(ctx.server_pk, arg)
+    return await _service().cancel(job, _requester(ctx))
+
+
+async def _run(ctx: CommandContext, params: Params) -> AsyncIterator[ReplyPart]:
+    """Submit a job and stream its reply parts."""
+    service = _service()
+    job, follower = await service.submit(
+        _requester(ctx), params, max_pending=_max_pending(ctx.config)
+    )
+    heartbeat = min(10.0, ctx.services.plugins.timeout_for(plugin.name) / 3)
+    try:
+        yield render.cancel_buttons(job.id)
+        async for part in _reply(job, params, follower, heartbeat):
+            yield part
+    finally:
+        service.dispatcher.unfollow(job.id, follower)
+
+
+async def _reply(
+    job: ImageJob, params: Params, follower: Follower, heartbeat: float
+) -> AsyncIterator[ReplyPart]:
+    shown = None
+    async for event in render.events(follower, heartbeat):
+        if isinstance(event, Completed):
+            for part in render.finished(job.id, params, event, _service().description):
+                yield part
+        elif isinstance(event, Stopped):
+            yield render.stopped(event)
+        else:
+            shown = (render.progress(event) if event is not None else None) or shown
+            if shown is not None:
+                yield shown
+
+
+def _requester(ctx: CommandContext | ToolContext) -> Requester:
+    return Requester(ctx.server_pk, ctx.user_pk, ctx.channel_pk, ctx.origin.is_admin)
+
+
+def _max_pending(config: object) -> int | None:
+    return config.max_pending_per_user if isinstance(config, ImagineConfig) else None
+
+
+# ---- the agent's tool --------------------------------------------------------------
+
+
+@plugin.tool
+async def generate_image(
+    prompt: str,
+    ctx: ToolContext,
+    width: int | None = None,
+    height: int | None = None,
+    seed: int | None = None,
+) -> ToolResult:
+    """Generate an image from a text description and show it to the user.
+
+    Args:
+        prompt: What the image should show, in plain words.
+        width: Width in pixels, a multiple of 8 (omit for the default).
+        height: Height in pixels, a multiple of 8 (omit for the default).
+        seed: A seed to repeat an earlier image (omit for a random one).
+    """
+    service = _service()
+    params = make_params(service.settings, prompt, width=width, height=height, seed=seed)
+    job, follower = await service.submit(
+        _requester(ctx), params, max_pending=_max_pending(ctx.config)
+    )
+    try:
+        while True:
+            event = await follower.get()
+            if isinstance(event, Completed):
+                return _tool_result(event, service.description)
+            if isinstance(event, Stopped):
+                raise UserError(event.message)
+    finally:
+        service.dispatcher.unfollow(job.id, follower)
+
+
+def _tool_result(done: Completed, description: str) -> ToolResult:
+    count = len(done.paths)
+    seeds = ", ".join(str(seed) for seed in done.seeds)
+    plural = "s" if count != 1 else ""
+    text = f"Generated {count} image{plural}, seed{plural} {seeds}."
+    if render.is_demo(description):
+        text += f" (Note: {render.DEMO_NOTE}.)"
+    images = tuple(
+        Image(path, caption=f"seed {seed}")
+        for path, seed in zip(done.paths, done.seeds, strict=False)
+    )
+    return ToolResult(text, images)

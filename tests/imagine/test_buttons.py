@@ -1,0 +1,127 @@
+"""Stories of the buttons under an image: cancel, reroll, variations, upscale."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.app import App
+from bot.events import ButtonEvent, Error, Image, ReplyPart, Text
+from storage.jobs import JobStore
+from tests.core.conftest import collect, origin
+from tests.imagine.conftest import (
+    job_id_of,
+    pending_job,
+    run,
+    start,
+    status_becomes,
+    stored,
+    until,
+)
+from tests.imagine.fake_backend import FakeImageBackend
+
+
+async def press(app: App, action: str, job_id: str, **who: Any) -> list[ReplyPart]:
+    """Press ``imagine:<action>:<job_id>``; the parts of the reply."""
+    return await collect(app, ButtonEvent(origin(**who), f"imagine:{action}:{job_id}"))
+
+
+async def test_cancel_a_queued_job(app: App, fake: FakeImageBackend) -> None:
+    fake.hold = True
+    busy = [start(app, "/imagine a", channel="c1"), start(app, "/imagine b", channel="c2")]
+    await until(lambda: len(fake.submitted) == 2)
+    waiting = start(app, "/imagine c", channel="c3")
+    job_id = await pending_job(app, "c")
+    # the requester presses Cancel (from another channel: see the report on router locks)
+    assert await press(app, "cancel", job_id, channel="c4") == [Text("Cancelled.")]
+    parts = await waiting
+    assert parts[-1] == Text("Cancelled.")
+    assert (await stored(app, job_id)).status == "cancelled"
+    fake.release()
+    for task in busy:
+        await task
+    assert "c" not in [r.prompt for r in fake.submitted]
+
+
+async def test_cancel_a_running_job(app: App, fake: FakeImageBackend) -> None:
+    fake.hold = True
+    task = start(app, "/imagine a", channel="c1")
+    await until(lambda: len(fake.submitted) == 1)
+    job_id = fake.submitted[0].job_id
+    await status_becomes(app, job_id, "running")
+    assert await press(app, "cancel", job_id, user="u2") == [
+        Error("Only the person who asked for this image (or a server admin) can cancel it.")
+    ]
+    assert await press(app, "cancel", job_id, channel="c2") == [Text("Cancelled.")]
+    parts = await task
+    assert parts[-1] == Text("Cancelled.")
+    assert fake.cancelled == [job_id]
+    assert (await stored(app, job_id)).status == "cancelled"
+    assert await press(app, "cancel", job_id) == [
+        Text("That image job is already over (cancelled).")
+    ]
+
+
+async def test_reroll_keeps_the_settings_with_a_new_seed(app: App, fake: FakeImageBackend) -> None:
+    first = await run(app, "/imagine a red apple --seed 7 --steps 3")
+    parts = await press(app, "reroll", job_id_of(first))
+    again = fake.submitted[-1]
+    assert again.prompt == "a red apple" and again.steps == 3 and again.seed != 7
+    job = await stored(app, job_id_of(parts))
+    assert job.params["parent"] == job_id_of(first) and job.params["kind"] == "reroll"
+    assert any(isinstance(p, Image) for p in parts)
+
+
+async def test_variations_start_from_the_first_image(app: App, fake: FakeImageBackend) -> None:
+    first = await run(app, "/imagine a red apple --seed 7 --width 64 --height 48")
+    image = next(p for p in first if isinstance(p, Image))
+    parts = await press(app, "variations", job_id_of(first))
+    request = fake.submitted[-1]
+    assert request.init_png == image.path.read_bytes()
+    assert (request.width, request.height, request.strength) == (64, 48, 0.6)
+    assert request.seed != 7 and request.upscale == 1.0
+    job = await stored(app, job_id_of(parts))
+    assert job.params["parent"] == job_id_of(first) and job.params["kind"] == "variation"
+    assert "variation of" in next(p.text for p in parts if isinstance(p, Text))
+
+
+async def test_upscale_doubles_the_size_within_the_limits(app: App, fake: FakeImageBackend) -> None:
+    first = await run(app, "/imagine a red apple --width 64 --height 48")
+    parts = await press(app, "upscale", job_id_of(first))
+    request = fake.submitted[-1]
+    assert (request.width, request.height, request.upscale) == (128, 96, 2.0)
+    assert request.init_png is not None and request.count == 1
+    job = await stored(app, job_id_of(parts))
+    assert job.params["parent"] == job_id_of(first) and job.params["kind"] == "upscale"
+
+    big = await run(app, "/imagine a pear --width 256 --height 256")
+    refused = await press(app, "upscale", job_id_of(big))
+    assert refused == [
+        Error(
+            "Cannot upscale: 2× would be 512×512, over the limits (512×512 at most, 65536 pixels)."
+        )
+    ]
+
+
+@pytest.mark.parametrize("action", ["reroll", "variations", "upscale", "cancel"])
+async def test_a_button_of_an_unknown_deleted_or_foreign_job_says_it_is_gone(
+    app: App, fake: FakeImageBackend, action: str
+) -> None:
+    gone = [Error("That image job no longer exists.")]
+    assert await press(app, action, "0" * 32) == gone
+    assert await press(app, action, "") == gone
+    first = await run(app, "/imagine a cat")
+    job_id = job_id_of(first)
+    assert await press(app, action, job_id, server="elsewhere") == gone
+    assert await JobStore(app.services.storage).delete(job_id)
+    assert await press(app, action, job_id) == gone
+
+
+async def test_variations_of_a_failed_job_are_refused(app: App, fake: FakeImageBackend) -> None:
+    fake.fail = "boom"
+    first = await run(app, "/imagine a cat")
+    fake.fail = None
+    assert await press(app, "variations", job_id_of(first)) == [
+        Error("That image job has no finished image yet.")
+    ]
