@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from workers.pngmeta import read_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -185,3 +186,31 @@ def test_piped_chat_with_the_bundled_model_writes_only_replies(tmp_path: Path) -
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert len(lines) >= 2
     assert "loading" not in result.stdout
+
+
+@pytest.mark.model
+def test_piped_imagine_writes_a_png_with_its_seed_and_repeats_exactly(tmp_path: Path) -> None:
+    """The /imagine done-when line: the bundled demo model, the local worker, the console."""
+    line = "/imagine a red apple --width 64 --height 64 --steps 4 --seed 7\n"
+    paths = []
+    for _ in range(2):
+        result = _atelier(
+            "--data-dir",
+            str(tmp_path / "data"),
+            "chat",
+            "--server",
+            "s1",
+            cwd=tmp_path,
+            stdin=line,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        images = [
+            ln.split(" ", 1)[1] for ln in result.stdout.splitlines() if ln.startswith("[image] ")
+        ]
+        assert len(images) == 1, result.stdout
+        paths.append(Path(images[0]))
+    assert "random weights" in result.stdout
+    first, second = (p.read_bytes() for p in paths)
+    assert paths[0] != paths[1] and first == second
+    assert "Seed: 7" in (read_parameters(first) or "")

@@ -24,6 +24,8 @@ from .messages import ApiError
 from .models import Channel, World
 from .records import Call, Interaction, UploadedFile
 
+CALL_KEY = web.RequestKey("call", Call)
+
 if TYPE_CHECKING:
     from .gateway import Gateway
 
@@ -143,7 +145,7 @@ class RestApi:
         path = request.path.removeprefix(API_PREFIX)
         body, files = await _parse_body(request)
         call = Call(request.method, path, dict(request.query), body, files)
-        request["call"] = call
+        request[CALL_KEY] = call
         try:
             response = await self._answer(request, handler, call)
         except ApiError as exc:
@@ -239,7 +241,7 @@ class RestApi:
         )
 
     async def _create_dm(self, request: web.Request) -> web.Response:
-        user = self.world.users.get(int(request["call"].json["recipient_id"]))
+        user = self.world.users.get(int(request[CALL_KEY].json["recipient_id"]))
         if user is None:
             raise ApiError(404, 10013, "Unknown User")
         return msgs.json_response(self.world.dm_channel(user).to_payload())
@@ -261,7 +263,7 @@ class RestApi:
 
     async def _create_message(self, request: web.Request) -> web.Response:
         channel = self.channel(request)
-        call: Call = request["call"]
+        call: Call = request[CALL_KEY]
         self._check_allowed(channel)
         body = call.json or {}
         msgs.validate(body, call.files, creating=True)
@@ -275,7 +277,7 @@ class RestApi:
         return msgs.json_response(self._message(request))
 
     async def _edit_message(self, request: web.Request) -> web.Response:
-        message, call = self._message(request), request["call"]
+        message, call = self._message(request), request[CALL_KEY]
         if message["author"]["id"] != str(self.world.bot.id):
             raise ApiError(403, 50005, "Cannot edit a message authored by another user")
         msgs.validate(call.json or {}, call.files, creating=False)
@@ -317,7 +319,7 @@ class RestApi:
         key = _guild_key(request)
         old = {c["name"]: c["id"] for c in self.commands.get(key, [])}
         stored = []
-        for spec in request["call"].json or []:
+        for spec in request[CALL_KEY].json or []:
             command = {
                 "type": 1,
                 "options": [],

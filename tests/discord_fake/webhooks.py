@@ -17,6 +17,7 @@ from aiohttp import web
 
 from . import messages as msgs
 from .messages import EPHEMERAL, LOADING, ApiError
+from .rest import CALL_KEY
 
 if TYPE_CHECKING:
     from .records import Call, Interaction
@@ -46,7 +47,7 @@ class _WebhookRoutes:
         self.api = api
 
     async def callback(self, request: web.Request) -> web.Response:
-        call: Call = request["call"]
+        call: Call = request[CALL_KEY]
         interaction = self.api.interactions.get(int(request.match_info["iid"]))
         if interaction is None or interaction.token != request.match_info["token"]:
             raise ApiError(404, 10062, "Unknown interaction")
@@ -81,7 +82,7 @@ class _WebhookRoutes:
         return interaction.original
 
     async def followup(self, request: web.Request) -> web.Response:
-        interaction, call = self._interaction(request), request["call"]
+        interaction, call = self._interaction(request), request[CALL_KEY]
         if not interaction.acknowledged:
             raise ApiError(404, 10015, "Unknown Webhook")
         body = call.json or {}
@@ -100,7 +101,7 @@ class _WebhookRoutes:
         return msgs.json_response(self._target(request))
 
     async def edit_message(self, request: web.Request) -> web.Response:
-        message, call = self._target(request), request["call"]
+        message, call = self._target(request), request[CALL_KEY]
         msgs.validate(call.json or {}, call.files, creating=False)
         return msgs.json_response(await self._edit(message, call.json or {}, call))
 
@@ -121,7 +122,7 @@ class _WebhookRoutes:
         found = next((i for i in self.api.interactions.values() if i.token == token), None)
         if found is None or request.match_info["app"] != str(self.api.world.application_id):
             raise ApiError(404, 10015, "Unknown Webhook")
-        found.responses.append(request["call"])
+        found.responses.append(request[CALL_KEY])
         return found
 
     def _target(self, request: web.Request) -> dict[str, Any]:
