@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.cli_workers import add_commands as add_worker_commands
 from bot.config import Settings, load_settings
 from bot.errors import AtelierError, ConfigError, ModelError
 
@@ -263,6 +264,7 @@ def _parser() -> argparse.ArgumentParser:
         handler=_plugins_list
     )
 
+    add_worker_commands(commands)
     commands.add_parser("version", help="print the version")
     return parser
 

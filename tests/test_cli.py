@@ -214,3 +214,18 @@ def test_piped_imagine_writes_a_png_with_its_seed_and_repeats_exactly(tmp_path: 
     first, second = (p.read_bytes() for p in paths)
     assert paths[0] != paths[1] and first == second
     assert "Seed: 7" in (read_parameters(first) or "")
+
+
+def test_models_tiny_sd_builds_the_demo_pipeline_offline(tmp_path: Path) -> None:
+    result = _atelier("models", "tiny-sd", str(tmp_path / "tiny"), cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "tiny")
+    assert (tmp_path / "tiny" / "model_index.json").is_file()
+    assert (tmp_path / "tiny" / "atelier_demo.json").is_file()
+
+
+def test_worker_without_celery_says_how_to_run_it(tmp_path: Path) -> None:
+    result = _atelier("worker", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "atelier worker --celery" in result.stderr
+    assert "Traceback" not in result.stderr
