@@ -54,7 +54,11 @@ class App:
             services = Services(settings, storage, ServerState(storage), chat_model)
             services.plugins = PluginManager(services)
             say("loading plugins")
-            await services.plugins.load_all()
+            try:
+                await services.plugins.load_all()
+            except BaseException:
+                await services.plugins.close()
+                raise
             agent = Agent(chat_model, settings, storage)
         except BaseException:
             await storage.close()

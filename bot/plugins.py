@@ -26,7 +26,14 @@ from pydantic import BaseModel, ValidationError
 
 import plugins as builtin_plugins
 from bot.cache import TTLCache
-from bot.errors import CommandError, PluginError, PluginTimeout, UserError
+from bot.errors import (
+    CommandError,
+    ConfigError,
+    ModelError,
+    PluginError,
+    PluginTimeout,
+    UserError,
+)
 from bot.plugin_api import Command, Plugin, PluginContext, Task
 from bot.tools import ToolSpec, build, make_spec
 
@@ -116,6 +123,8 @@ class PluginManager:
                 await self.load(name)
             except PluginError as exc:
                 log.error("%s", exc)
+            # ConfigError / ModelError pass through: the operator must fix them, so start-up
+            # stops with the message (a missing model file, a bad setting).
 
     async def load(self, name: str) -> Plugin:
         """Load (or atomically replace) plugin ``name``; on failure nothing changes."""
@@ -223,7 +232,7 @@ class PluginManager:
             return await asyncio.wait_for(work, timeout)
         except TimeoutError as exc:
             raise PluginTimeout(name, f"timed out after {timeout}s") from exc
-        except (PluginError, UserError, StopAsyncIteration):
+        except (PluginError, UserError, ConfigError, ModelError, StopAsyncIteration):
             raise
         except Exception as exc:
             raise PluginError(name, f"{type(exc).__name__}: {exc}") from exc

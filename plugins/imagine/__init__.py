@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config import ImagineSettings, Settings
-from bot.errors import PluginError, UserError
+from bot.errors import ModelError, PluginError, UserError
 from bot.events import Image, ReplyPart
 from bot.plugin_api import CommandContext, Plugin, PluginContext, ToolContext, ToolResult
 from plugins.imagine import render
@@ -43,6 +43,7 @@ plugin = Plugin(
     "Image generation: /imagine and the generate_image tool",
     version="1.0.0",
     config_model=ImagineConfig,
+    call_timeout_s=660.0,  # set-up may load a large model; replaced from config at set-up
 )
 
 
@@ -73,8 +74,8 @@ async def _setup(ctx: PluginContext) -> None:
     # A reply (or the tool) may wait for a whole job: the plugin's calls get that long.
     plugin.call_timeout_s = settings.imagine.job_timeout_s + 60
     backend = make_backend(settings)
-    await backend.start()
     try:
+        await backend.start()
         store = JobStore(ctx.services.storage)
         files = ImageFiles(settings.data_dir)
         limit = settings.imagine.max_batch * 2  # the worker can batch what is in flight
@@ -104,7 +105,7 @@ async def _teardown(ctx: PluginContext) -> None:
 def make_backend(settings: Settings) -> ImageBackend:
     """The configured back end (or the one ``ATELIER_IMAGINE_BACKEND_FACTORY`` names)."""
     s = settings.imagine
-    model_path = Path(s.model_path) if s.model_path else settings.data_dir / "models" / "tiny-sd"
+    model_path = _model_path(settings)
     named = os.environ.get(BACKEND_FACTORY_ENV, "").strip()
     if named:
         return _import_factory(named)(s, model_path)
@@ -115,6 +116,16 @@ def make_backend(settings: Settings) -> ImageBackend:
     from workers.local import LocalImageBackend
 
     return LocalImageBackend(s, model_path, build_demo=not s.model_path)
+
+
+def _model_path(settings: Settings) -> Path:
+    """The configured model (ModelError naming it when absent) or the demo's folder."""
+    if not settings.imagine.model_path:
+        return settings.data_dir / "models" / "tiny-sd"
+    path = Path(settings.imagine.model_path).expanduser()
+    if not path.exists():
+        raise ModelError(f"image model not found: {path} (imagine.model_path)")
+    return path
 
 
 def _import_factory(named: str) -> BackendFactory:
