@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
+_EPHEMERAL = 1 << 6  # message flag (messages.EPHEMERAL)
 
 # Permission bits (https://discord.com/developers/docs/topics/permissions).
 ADMINISTRATOR = 1 << 3
@@ -392,5 +393,10 @@ class World:
         return channel.guild if channel else None
 
     def messages_in(self, channel_id: int) -> Iterator[dict[str, Any]]:
-        """Stored messages of a channel, oldest first."""
-        return (m for m in self.messages.values() if m["channel_id"] == str(channel_id))
+        """Stored messages of a channel, oldest first; ephemeral ones are not part of a
+        channel's history (on Discord only their recipient ever sees them)."""
+        return (
+            m
+            for m in self.messages.values()
+            if m["channel_id"] == str(channel_id) and not int(m.get("flags") or 0) & _EPHEMERAL
+        )

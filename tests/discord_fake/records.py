@@ -49,7 +49,8 @@ class Interaction:
     """An interaction the fake dispatched (``invoke_command`` / ``press_button``).
 
     ``responses`` collects the REST calls made with its id or token: the callback,
-    ``@original`` edits and follow-ups; ``original`` is the response message, if any.
+    ``@original`` edits and follow-ups; ``original`` is the response message, if any
+    (None again once deleted).
     """
 
     id: int

@@ -108,6 +108,10 @@ class _WebhookRoutes:
     async def delete_message(self, request: web.Request) -> web.Response:
         message = self._target(request)
         del self.api.world.messages[int(message["id"])]
+        interaction = self._interaction(request, record=False)
+        if interaction.original is message:
+            # As on Discord: the next follow-up is a new message, not the deleted one.
+            interaction.original = None
         keys = ("id", "channel_id", "guild_id")
         data: dict[str, Any] = {k: message[k] for k in keys if k in message}
         if not int(message.get("flags") or 0) & EPHEMERAL:
@@ -117,12 +121,13 @@ class _WebhookRoutes:
 
     # --- helpers ----------------------------------------------------------------------
 
-    def _interaction(self, request: web.Request) -> Interaction:
+    def _interaction(self, request: web.Request, *, record: bool = True) -> Interaction:
         token = request.match_info["token"]
         found = next((i for i in self.api.interactions.values() if i.token == token), None)
         if found is None or request.match_info["app"] != str(self.api.world.application_id):
             raise ApiError(404, 10015, "Unknown Webhook")
-        found.responses.append(request[CALL_KEY])
+        if record:
+            found.responses.append(request[CALL_KEY])
         return found
 
     def _target(self, request: web.Request) -> dict[str, Any]:

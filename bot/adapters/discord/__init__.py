@@ -4,6 +4,7 @@
 starts it when ``ATELIER_DISCORD__TOKEN`` is set. Modules: ``client`` (connection, events,
 tasks), ``translate`` (SDK objects → ``Origin``), ``commands`` (plugin command specs →
 slash commands, per-guild sync), ``render`` (reply streams → messages and edits),
+``sinks`` (channel / interaction targets, write budget), ``text`` (splitting long text),
 ``views`` (persistent buttons). Like every adapter it translates and renders; it decides
 nothing the core decides.
 """
@@ -11,6 +12,6 @@ nothing the core decides.
 from __future__ import annotations
 
 from .client import DiscordAdapter, make_client, point_discord_at
-from .render import split_message
+from .text import split_message
 
 __all__ = ["DiscordAdapter", "make_client", "point_discord_at", "split_message"]

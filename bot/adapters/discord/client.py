@@ -26,7 +26,8 @@ from bot.events import ButtonEvent, CommandEvent, Event, MessageEvent, ReplyPart
 from bot.plugin_api import Command
 
 from .commands import GuildSync
-from .render import ChannelSink, InteractionSink, Reply, Sink, WriteBudget
+from .render import Reply
+from .sinks import ChannelSink, InteractionSink, Sink, WriteBudget
 from .translate import (
     channel_origin,
     interaction_origin,
@@ -177,6 +178,10 @@ class DiscordAdapter:
         await self.sync.close()
         await self.client.close()
         if self._runner is not None:
+            if not self._ready.is_set():
+                # Closed while connecting: discord.py's AutoShardedClient would retry a shard
+                # it is still launching (waiting out its IDENTIFY spacing) forever.
+                self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
         if self._endpoints is not None:
             discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = (

@@ -1,12 +1,13 @@
-"""Rendering a reply stream on Discord: streamed edits, splitting, attachments, errors.
+"""Rendering a reply stream on Discord: streamed edits, progress, attachments, buttons.
 
 A ``Reply`` takes the router's parts one by one and turns them into Discord writes through
-a ``Sink`` (a channel reply, or an interaction's original response plus follow-ups).
-Streamed text is sent once and then edited, at most once per ``edit_interval_s`` per
-message and within a per-channel write budget (Discord allows about 5 per 5 s); text over
-2,000 characters continues in further messages without breaking code blocks. Rate-limit
-(429) retries are discord.py's job: nothing here catches them or puts a timeout around a
-request. This module decides nothing about *what* to say, and never reads events.
+a ``Sink`` (``sinks``). Streamed text is sent once and then edited, at most once per
+``edit_interval_s`` per message and within the shared ``WriteBudget``; text over 2,000
+characters continues in further messages (``text.split_message``). Progress and buttons
+sent before any content (a Cancel button) share one placeholder message that the first
+content replaces. Rate-limit (429) retries are discord.py's job: nothing here catches them
+or puts a timeout around a request. This module decides nothing about *what* to say, and
+never reads events.
 """
 
 from __future__ import annotations
@@ -14,216 +15,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from collections.abc import Hashable
 from pathlib import Path
-from typing import Protocol
+from typing import Any
 
 import discord
 
 from bot.events import Buttons, Error, File, Image, Progress, ReplyPart, Text, TextDelta
 
+from .sinks import Sink, WriteBudget
+from .text import MESSAGE_LIMIT, split_message
 from .views import button_view
 
 log = logging.getLogger(__name__)
 
-MESSAGE_LIMIT = 2000
-_FENCE = "```"
-_CLOSE = "\n```"
-
-
-# ---- splitting ---------------------------------------------------------------------
-
-
-def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Split ``text`` into chunks of at most ``limit`` characters.
-
-    Cuts at a line break (else a space, else anywhere); a code block open at a cut is
-    closed at the end of its chunk and reopened, with the same language, in the next.
-    """
-    chunks: list[str] = []
-    fence: str | None = None  # the opening line of the code block a chunk starts inside
-    rest = text
-    while rest:
-        prefix = f"{fence}\n" if fence else ""
-        if len(prefix) + len(rest) <= limit:
-            chunks.append(prefix + rest)
-            break
-        piece, rest = _cut(rest, limit - len(prefix) - len(_CLOSE))
-        fence = _fence_after(piece, fence)
-        chunks.append(prefix + piece + (_CLOSE if fence else ""))
-    return chunks
-
-
-def _cut(text: str, room: int) -> tuple[str, str]:
-    """The head of ``text`` that fits in ``room`` characters, and what is left after it."""
-    newline = text.rfind("\n", 0, room + 1)
-    if newline > room // 2:
-        return text[:newline], text[newline + 1 :]
-    space = text.rfind(" ", 0, room)
-    if space > room // 2:
-        return text[: space + 1], text[space + 1 :]
-    return text[:room], text[room:]
-
-
-def _fence_after(piece: str, fence: str | None) -> str | None:
-    """The code block still open after ``piece`` (its opening line), given the one before."""
-    for line in piece.split("\n"):
-        stripped = line.strip()
-        if not stripped.startswith(_FENCE):
-            continue
-        fence = None if fence else stripped
-    return fence
-
-
-# ---- write budget ------------------------------------------------------------------
-
-
-class WriteBudget:
-    """At most ``count`` writes per ``window`` seconds per key (a channel or interaction).
-
-    Shared by every reply of one adapter, so that concurrent replies in one channel stay
-    within Discord's per-channel limit together instead of each relying on 429s.
-    """
-
-    def __init__(self, count: int = 5, window: float = 5.0) -> None:
-        self._count = count
-        self._window = window
-        self._stamps: dict[Hashable, deque[float]] = {}
-
-    async def acquire(self, key: Hashable) -> None:
-        """Wait until one more write under ``key`` fits in the window, and take it."""
-        while True:
-            now = time.monotonic()
-            stamps = self._stamps.setdefault(key, deque())
-            while stamps and stamps[0] <= now - self._window:
-                stamps.popleft()
-            if len(stamps) < self._count:
-                stamps.append(now)
-                self._forget_idle(now)
-                return
-            await asyncio.sleep(stamps[0] + self._window - now)
-
-    def _forget_idle(self, now: float) -> None:
-        if len(self._stamps) > 1000:
-            idle = [k for k, s in self._stamps.items() if not s or s[-1] <= now - self._window]
-            for key in idle:
-                del self._stamps[key]
-
-
-# ---- sinks -------------------------------------------------------------------------
-
-
-class Sink(Protocol):
-    """Where a reply's messages go; ``post`` returns a message that can be edited."""
-
-    key: Hashable
-    upload_limit: int
-
-    async def post(
-        self,
-        content: str,
-        *,
-        files: list[discord.File] | None = None,
-        view: discord.ui.View | None = None,
-    ) -> discord.Message:
-        """Post one message of the reply."""
-        ...
-
-    async def error(self, message: str, placeholder: discord.Message | None) -> None:
-        """Show a user-facing error (ephemerally where the platform allows)."""
-        ...
-
-    async def empty(self) -> None:
-        """Called when a reply ends without posting anything."""
-        ...
-
-
-class ChannelSink:
-    """Replies in a channel: the first message answers ``reference``, the rest follow it."""
-
-    def __init__(self, message: discord.Message, upload_limit: int) -> None:
-        self._message = message
-        self._replied = False
-        self.key: Hashable = ("channel", message.channel.id)
-        self.upload_limit = upload_limit
-
-    async def post(
-        self,
-        content: str,
-        *,
-        files: list[discord.File] | None = None,
-        view: discord.ui.View | None = None,
-    ) -> discord.Message:
-        """Send a message; the first one is a reply to the user's message (no ping)."""
-        kwargs: dict[str, object] = {"content": content or None, "files": files or []}
-        if view is not None:
-            kwargs["view"] = view
-        if not self._replied:
-            kwargs["reference"] = self._message.to_reference(fail_if_not_exists=False)
-            kwargs["mention_author"] = False
-            self._replied = True
-        return await self._message.channel.send(**kwargs)  # type: ignore[call-overload]
-
-    async def error(self, message: str, placeholder: discord.Message | None) -> None:
-        """Channels have no ephemeral messages: the error is a visible reply."""
-        text = f"⚠️ {message}"[:MESSAGE_LIMIT]
-        if placeholder is not None:
-            await placeholder.edit(content=text)
-        else:
-            await self.post(text)
-
-    async def empty(self) -> None:
-        """Nothing to do: the user's message simply got no answer."""
-
-
-class InteractionSink:
-    """Replies to a deferred interaction: the original response first, then follow-ups."""
-
-    def __init__(self, interaction: discord.Interaction, upload_limit: int) -> None:
-        self._interaction = interaction
-        self._original_used = False
-        self.key: Hashable = ("interaction", interaction.id)
-        limit = getattr(interaction, "filesize_limit", None)  # the interaction's own limit
-        self.upload_limit = limit if isinstance(limit, int) and limit > 0 else upload_limit
-
-    async def post(
-        self,
-        content: str,
-        *,
-        files: list[discord.File] | None = None,
-        view: discord.ui.View | None = None,
-    ) -> discord.Message:
-        """The first post fills the original response; later posts are follow-ups."""
-        if not self._original_used:
-            self._original_used = True
-            return await self._interaction.edit_original_response(
-                content=content or None, attachments=files or [], view=view
-            )
-        webhook = self._interaction.followup
-        if view is None:
-            return await webhook.send(content, files=files or [], wait=True)
-        return await webhook.send(content, files=files or [], view=view, wait=True)
-
-    async def error(self, message: str, placeholder: discord.Message | None) -> None:
-        """An ephemeral follow-up; an original response showing nothing useful goes first.
-
-        After a deferral the first follow-up would *replace* the "thinking" response and
-        could not be ephemeral, so an unused (or progress-only) original is deleted.
-        """
-        if not self._original_used or placeholder is not None:
-            self._original_used = True
-            await self._interaction.delete_original_response()
-        await self._interaction.followup.send(message[:MESSAGE_LIMIT], ephemeral=True)
-
-    async def empty(self) -> None:
-        """A deferred interaction must be answered: say the command is done."""
-        if not self._original_used:
-            self._original_used = True
-            await self._interaction.edit_original_response(content="Done.")
-
-
-# ---- the reply ---------------------------------------------------------------------
+_RESULT_WRITES = 3  # progress leaves room for a result's image, its text and its buttons
 
 
 class Reply:
@@ -237,7 +42,9 @@ class Reply:
         self._deltas: list[str] = []  # the answer being streamed
         self._messages: list[discord.Message] = []  # the text's messages, chunk by chunk
         self._shown: list[str] = []
-        self._placeholder: discord.Message | None = None  # shows progress, nothing else yet
+        self._placeholder: discord.Message | None = None  # progress and controls, no content
+        self._controls = False  # the placeholder carries buttons sent before any content
+        self._progress_shown: str | None = None
         self._posted = False
         self._last_write = float("-inf")
         self._dirty = False
@@ -268,15 +75,19 @@ class Reply:
             case Error(message=message):
                 await self._flush_now()
                 await self._sink.error(message, self._placeholder)
-                self._placeholder = None
+                self._placeholder, self._controls = None, False
                 self._posted = True
 
     async def finish(self) -> None:
-        """Write the final text; remove a progress placeholder nobody replaced."""
+        """Write the final text; remove a progress placeholder nobody replaced (one that
+        carries buttons stays, without its progress line)."""
         await self._flush_now()
-        if self._placeholder is not None:
-            await self._placeholder.delete()
-            self._placeholder = None
+        placeholder, self._placeholder = self._placeholder, None
+        if placeholder is not None and not self._controls:
+            await placeholder.delete()
+        elif placeholder is not None and self._progress_shown is not None:
+            await self._budget.acquire(self._sink.key)
+            await placeholder.edit(content=None)
         if not self._posted:
             await self._sink.empty()
 
@@ -336,11 +147,20 @@ class Reply:
     async def _post_text(self, chunk: str) -> discord.Message:
         """A new text message; the first one takes over a progress placeholder."""
         self._posted = True
-        if self._placeholder is not None:
-            message, self._placeholder = self._placeholder, None
-            await message.edit(content=chunk)
-            return message
-        return await self._sink.post(chunk)
+        filled = await self._fill_placeholder(content=chunk)
+        return filled if filled is not None else await self._sink.post(chunk)
+
+    async def _fill_placeholder(self, **fields: Any) -> discord.Message | None:
+        """Show content in the placeholder, if there is one (and return it); its controls
+        go, as the work they control is over."""
+        placeholder, self._placeholder = self._placeholder, None
+        if placeholder is None:
+            return None
+        if self._controls:
+            fields["view"] = None
+            self._controls = False
+        await placeholder.edit(**fields)
+        return placeholder
 
     # ---- attachments, buttons, progress --------------------------------------------
 
@@ -349,41 +169,53 @@ class Reply:
         note = _too_big(path, filename, self._sink.upload_limit)
         await self._budget.acquire(self._sink.key)
         self._posted = True
-        placeholder, self._placeholder = self._placeholder, None
         content = (note or caption)[:MESSAGE_LIMIT]
         files = [] if note else [discord.File(path, filename=filename)]
-        if placeholder is not None:
-            await placeholder.edit(content=content or None, attachments=files)
-        else:
+        if await self._fill_placeholder(content=content or None, attachments=files) is None:
             await self._sink.post(content, files=files)
 
     async def _buttons(self, part: Buttons) -> None:
         await self._flush_now()
         view = button_view(part)
         await self._budget.acquire(self._sink.key)
-        self._posted = True
         if self._messages:
             await self._messages[-1].edit(view=view)
         elif self._placeholder is not None:
-            placeholder, self._placeholder = self._placeholder, None
-            await placeholder.edit(content=None, view=view)
-        else:
+            await self._placeholder.edit(view=view)
+            self._controls = True
+        elif self._posted:
             await self._sink.post("", view=view)
+        else:
+            # Buttons before any content control the work in progress (a Cancel button):
+            # progress shows above them, and the result replaces both.
+            self._placeholder = await self._sink.post("", view=view)
+            self._controls = True
+        self._posted = True
 
     async def _progress(self, part: Progress) -> None:
-        """Progress shows only until the reply has content; it is throttled like text."""
+        """Progress shows only until the reply has content.
+
+        The first line shows at once; later ones are dropped (a newer one will follow, or
+        the result will) within the edit interval, and when the write budget would not
+        keep room for the result: progress never makes the result wait.
+        """
         if self._posted and self._placeholder is None:
             return
-        now = time.monotonic()
-        if self._placeholder is not None and now < self._last_write + self._interval:
-            return  # drop this update: a newer one will follow, or the result will
-        await self._budget.acquire(self._sink.key)
         content = progress_line(part)
+        if content == self._progress_shown:
+            return
         if self._placeholder is None:
+            await self._budget.acquire(self._sink.key)
             self._placeholder = await self._sink.post(content)
             self._posted = True
         else:
+            throttled = time.monotonic() < self._last_write + self._interval
+            if self._progress_shown is not None and throttled:
+                return
+            if not self._budget.try_acquire(self._sink.key, keep_free=_RESULT_WRITES):
+                return
             await self._placeholder.edit(content=content)
+        self._progress_shown = content
         self._last_write = time.monotonic()
 
 
