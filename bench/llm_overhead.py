@@ -6,9 +6,9 @@ loaded model:
       would send for this turn;
   (b) bot: a console ``MessageEvent`` through the router (identify, guards, plugin lookup),
       the agent (history from storage, budget, streaming) and storage writes.
-The KV cache is reset before every run so both pay full prompt evaluation. Tools are off
-in the benchmark server (grammar tool selection is a deliberate extra model call; the run
-with tools on is reported as ``ratio_total_with_tools``).
+The KV cache is reset before every run so both pay full prompt evaluation. The tool
+plugins (calculator, imagine) are off in the benchmark server: grammar tool selection is a
+deliberate extra model call; the run with the calculator on is ``ratio_total_with_tools``.
 
     .venv/bin/python bench/llm_overhead.py [--runs 5] [--max-tokens 64]
 
@@ -104,7 +104,10 @@ async def main(runs: int, max_tokens: int) -> dict[str, Any]:
         settings = Settings(
             data_dir=Path(tmp),
             llm={"temperature": 0.0, "max_tokens": max_tokens, "n_ctx": 2048},
-            plugins={"disable_entry_points": True, "enabled": {"calculator": False}},
+            plugins={
+                "disable_entry_points": True,
+                "enabled": {"calculator": False, "imagine": False},
+            },
             limits={"user_burst": 1000},
         )
         async with await App.start(settings) as app:
