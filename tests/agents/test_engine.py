@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +97,16 @@ async def test_a_busy_servers_backlog_does_not_starve_another_server(engine: Lla
     await asyncio.gather(*waiting)
 
     assert done == ["busy-2", "quiet-1", "busy-3"]
+
+
+@pytest.mark.model
+def test_loading_keeps_llama_cpp_chatter_off_stderr(
+    model_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="llama.cpp")
+    loaded = LlamaEngine.load(
+        model_path, n_ctx=256, n_gpu_layers=0, n_threads=1, n_batch=64, chat_format="gemma", seed=0
+    )
+    loaded.close()
+    assert "llama_kv_cache" not in capfd.readouterr().err
+    assert any("llama_kv_cache" in record.getMessage() for record in caplog.records)
