@@ -48,6 +48,10 @@ class ChatLlamaCpp(GrammarToolChatModel):
         """The model's context window in tokens (``n_ctx``)."""
         return self.engine.n_ctx
 
+    def close(self) -> None:
+        """Stop the engine's worker and free the model (the bot calls this at shutdown)."""
+        self.engine.close()
+
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes with this model's tokenizer."""
         return self.engine.count_tokens(text)

@@ -72,9 +72,12 @@ class App:
             await self.services.plugins.close()
         finally:
             await self.services.storage.close()
-            closer = getattr(self.services.chat_model, "close", None)
-            if callable(closer):
-                closer()
+            model = self.services.chat_model
+            aclose, close = getattr(model, "aclose", None), getattr(model, "close", None)
+            if callable(aclose):
+                await aclose()
+            elif callable(close):
+                close()
 
     async def __aenter__(self) -> App:
         return self
