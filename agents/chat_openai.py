@@ -47,12 +47,7 @@ class ChatOpenAICompatible(GrammarToolChatModel):
             model=llm.model,
             api_key=llm.api_key,
             timeout_s=llm.request_timeout_s,
-            chat_format=llm.chat_format,
-            tool_calling=llm.tool_calling,
-            max_tokens=llm.max_tokens,
-            temperature=llm.temperature,
-            top_p=llm.top_p,
-            seed=llm.seed if llm.seed >= 0 else None,
+            **cls.sampling_from(llm),
         )
 
     @property

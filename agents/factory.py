@@ -54,12 +54,4 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
         chat_format=llm.chat_format,
         seed=llm.seed,
     )
-    return ChatLlamaCpp(
-        engine=engine,
-        chat_format=llm.chat_format,
-        tool_calling=llm.tool_calling,
-        max_tokens=llm.max_tokens,
-        temperature=llm.temperature,
-        top_p=llm.top_p,
-        seed=llm.seed if llm.seed >= 0 else None,
-    )
+    return ChatLlamaCpp(engine=engine, **ChatLlamaCpp.sampling_from(llm))

@@ -40,6 +40,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from agents.messages import to_openai_messages
+from bot.config import LLMSettings
 
 ANSWER = "answer"
 """The pseudo tool name that means "reply in words" in the choice step."""
@@ -234,6 +235,18 @@ class GrammarToolChatModel(BaseChatModel):
     tool_calling: Literal["auto", "native", "grammar"] = "auto"
     chat_format: str | None = "gemma"
     fairness_key: str = "default"
+
+    @staticmethod
+    def sampling_from(llm: LLMSettings) -> dict[str, Any]:
+        """The ``[llm]`` settings every backend's chat model shares, as constructor kwargs."""
+        return {
+            "chat_format": llm.chat_format,
+            "tool_calling": llm.tool_calling,
+            "max_tokens": llm.max_tokens,
+            "temperature": llm.temperature,
+            "top_p": llm.top_p,
+            "seed": llm.seed if llm.seed >= 0 else None,
+        }
 
     @abstractmethod
     def _send_stream(

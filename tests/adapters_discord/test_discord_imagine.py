@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from bot.config import ImagineSettings, Settings
-from plugins.imagine import BACKEND_FACTORY_ENV
 from storage.jobs import JobStore
 from tests.adapters_discord.conftest import Bot
 from tests.adapters_discord.test_discord_stories import EPHEMERAL, answered, reply_to
@@ -32,11 +31,8 @@ ORIGINAL = "/webhooks/*/messages/@original"
 @pytest.fixture
 def images(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeImageBackend]:
     """The image back end the bot's imagine plugin gets (the plugin's one test seam)."""
-    backend = FakeImageBackend()
-    monkeypatch.setenv(BACKEND_FACTORY_ENV, fake_backend.FACTORY)
-    fake_backend.install(backend)
-    yield backend
-    fake_backend.uninstall_all()
+    with fake_backend.installed(monkeypatch) as backend:
+        yield backend
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import pytest
 from bot.app import App
 from bot.config import Settings
 from bot.events import Buttons, CommandEvent, Event, ReplyPart
-from plugins.imagine import BACKEND_FACTORY_ENV
 from storage.jobs import ImageJob, JobStore
 from tests.core.conftest import collect, origin
 from tests.fakes import ScriptedChatModel, script
@@ -49,11 +48,8 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeImageBackend]:
     """The back end the next App gets (through the plugin's one test seam)."""
-    backend = FakeImageBackend()
-    monkeypatch.setenv(BACKEND_FACTORY_ENV, fake_backend.FACTORY)
-    fake_backend.install(backend)
-    yield backend
-    fake_backend.uninstall_all()
+    with fake_backend.installed(monkeypatch) as backend:
+        yield backend
 
 
 @pytest.fixture

@@ -9,11 +9,13 @@ seam: ``ATELIER_IMAGINE_BACKEND_FACTORY=tests.imagine.fake_backend:create``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from bot.config import ImagineSettings
@@ -40,6 +42,20 @@ def install(backend: FakeImageBackend) -> None:
 def uninstall_all() -> None:
     """Forget back ends installed and not yet used."""
     _installed.clear()
+
+
+@contextlib.contextmanager
+def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeImageBackend]:
+    """Point the imagine plugin's one test seam at a fresh fake, for one test."""
+    from plugins.imagine import BACKEND_FACTORY_ENV
+
+    backend = FakeImageBackend()
+    monkeypatch.setenv(BACKEND_FACTORY_ENV, FACTORY)
+    install(backend)
+    try:
+        yield backend
+    finally:
+        uninstall_all()
 
 
 def create(settings: ImagineSettings, model_path: Path) -> FakeImageBackend:
