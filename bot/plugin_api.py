@@ -143,6 +143,8 @@ class Plugin:
     inbound_hooks: list[InboundHook] = field(default_factory=list)
     outbound_hooks: list[OutboundHook] = field(default_factory=list)
     buttons: dict[str, ButtonHandler] = field(default_factory=dict)
+    # Button actions that still work where the plugin is disabled (cancelling a job).
+    buttons_when_disabled: set[str] = field(default_factory=set)
     tasks: list[Task] = field(default_factory=list)
     setup: Lifecycle | None = None
     teardown: Lifecycle | None = None
@@ -201,14 +203,21 @@ class Plugin:
         self.outbound_hooks.append(hook)
         return hook
 
-    def button(self, action: str) -> Callable[[ButtonHandler], ButtonHandler]:
+    def button(
+        self, action: str, *, when_disabled: bool = False
+    ) -> Callable[[ButtonHandler], ButtonHandler]:
         """Declare the handler of buttons whose ``custom_id`` is ``<plugin>:<action>:<arg>``.
 
         Called as ``handler(ctx: CommandContext, arg: str)``; same results as commands.
+        ``when_disabled=True`` keeps the button working in servers where the plugin was
+        disabled after the button was sent (e.g. cancelling a job already running); the
+        handler must then check who may press it.
         """
 
         def register(handler: ButtonHandler) -> ButtonHandler:
             self.buttons[action] = handler
+            if when_disabled:
+                self.buttons_when_disabled.add(action)
             return handler
 
         return register

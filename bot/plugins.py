@@ -171,6 +171,7 @@ class PluginManager:
         plugin = _import_plugin(source)
         if plugin.name != source.name:
             raise PluginError(source.name, f"declares the name {plugin.name!r}")
+        self._check_commands(plugin)
         try:
             tools = [make_spec(plugin.name, func) for func in plugin.tools]
         except Exception as exc:
@@ -184,6 +185,16 @@ class PluginManager:
             loaded.tasks.append(asyncio.create_task(self._guard(plugin.name, task, ctx)))
         log.info("loaded plugin %s %s", plugin.name, plugin.version)
         return loaded
+
+    def _check_commands(self, plugin: Plugin) -> None:
+        """Refuse a plugin whose command names another loaded plugin already declares."""
+        for name in plugin.commands:
+            found = self.find_command(name)
+            if found is not None and found[0].plugin.name != plugin.name:
+                owner = found[0].plugin.name
+                raise PluginError(
+                    plugin.name, f"the command /{name} is already declared by plugin {owner!r}"
+                )
 
     async def _stop(self, loaded: Loaded) -> None:
         for task in loaded.tasks:
@@ -356,7 +367,8 @@ class PluginManager:
         return dict(self.services.settings.plugins.config.get(name, {}))
 
     def _validate(self, plugin: Plugin, values: dict[str, Any]) -> BaseModel:
-        assert plugin.config_model is not None
+        if plugin.config_model is None:
+            raise CommandError(f"plugin {plugin.name} has no settings")
         try:
             return plugin.config_model.model_validate(values)
         except ValidationError as exc:

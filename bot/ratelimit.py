@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable
 
+from bot.cache import LRUDict
+
 
 class TokenBuckets:
     """Many token buckets of one shape: ``capacity`` tokens, refilled at ``rate`` per second."""
@@ -25,8 +27,12 @@ class TokenBuckets:
         self.capacity = capacity
         self.rate = rate
         self._clock = clock
-        self._max_keys = max_keys
-        self._buckets: dict[Hashable, tuple[float, float]] = {}
+        # Least recently used buckets go past ``max_keys``: a forgotten bucket is a full
+        # one, which only errs towards letting a long-quiet sender through.
+        self._buckets: LRUDict[Hashable, tuple[float, float]] = LRUDict(max_keys)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def take(self, key: Hashable, cost: float = 1.0) -> float:
         """Take ``cost`` tokens; return 0 on success, else seconds until they would exist."""
@@ -35,8 +41,6 @@ class TokenBuckets:
         tokens = min(self.capacity, tokens + (now - stamp) * self.rate)
         if tokens >= cost:
             self._buckets[key] = (tokens - cost, now)
-            if len(self._buckets) > self._max_keys:
-                self._prune(now)
             return 0.0
         self._buckets[key] = (tokens, now)
         return (cost - tokens) / self.rate
@@ -46,10 +50,3 @@ class TokenBuckets:
         if key in self._buckets:
             tokens, stamp = self._buckets[key]
             self._buckets[key] = (min(self.capacity, tokens + cost), stamp)
-
-    def _prune(self, now: float) -> None:
-        """Forget buckets that have refilled completely: they equal a fresh bucket."""
-        full_after = self.capacity / self.rate
-        stale = [k for k, (_, stamp) in self._buckets.items() if now - stamp >= full_after]
-        for key in stale:
-            del self._buckets[key]

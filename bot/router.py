@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Hashable
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
 from langchain_core.tools import BaseTool
 
 from agents.agent import Agent, Turn
+from bot.cache import LRUDict
 from bot.commands import bind, resolve
 from bot.errors import (
     CommandError,
@@ -28,7 +31,16 @@ from bot.errors import (
     RateLimited,
     UserError,
 )
-from bot.events import ButtonEvent, CommandEvent, Error, Event, MessageEvent, ReplyPart, Text
+from bot.events import (
+    ButtonEvent,
+    CommandEvent,
+    Error,
+    Event,
+    MessageEvent,
+    Origin,
+    ReplyPart,
+    Text,
+)
 from bot.plugin_api import Command, CommandContext, HookContext, ToolContext
 from bot.plugins import Loaded
 from bot.ratelimit import TokenBuckets
@@ -48,14 +60,32 @@ class Router:
         limits = services.settings.limits
         self._users = TokenBuckets(limits.user_burst, limits.user_per_second)
         self._servers = TokenBuckets(limits.server_burst, limits.server_per_second)
-        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}  # only while in use
+        self._notices = _Notices()
 
     async def handle(self, event: Event) -> AsyncIterator[ReplyPart]:
-        """Process one event; yields the reply parts to render, in order."""
+        """Process one event; yields the reply parts to render, in order.
+
+        Size and rate are checked before the event waits for its conversation's earlier
+        turns, so a flood is refused at once instead of queueing behind itself.
+        """
         if isinstance(event, MessageEvent) and not event.text.strip() and not event.attachments:
             return  # an empty message is ignored, not answered
-        identity = await self.services.storage.identify(event.origin)
-        enabled = await self.services.plugins.enabled_for(identity.server_pk)
+        try:
+            self._check_size(event)
+            identity = await self.services.storage.identify(event.origin)
+            enabled = await self.services.plugins.enabled_for(identity.server_pk)
+            self._check_rate(event, identity)
+        except RateLimited as exc:
+            if self._notices.first(event.origin, exc.retry_after):
+                yield Error(exc.user_message)
+            return
+        except UserError as exc:
+            yield Error(exc.user_message)
+            return
+        except Exception as exc:
+            yield Error(internal_error(exc, f"before the turn of {event.origin}"))
+            return
         hook_ctx = HookContext(event.origin, identity.server_pk)
         parts = self._outbound(self._guarded(event, identity, enabled, hook_ctx), enabled, hook_ctx)
         if not self._is_ordered(event):
@@ -84,8 +114,6 @@ class Router:
     ) -> AsyncIterator[ReplyPart]:
         """Guards then dispatch; every failure ends as one ``Error`` part."""
         try:
-            self._check_size(event)
-            self._check_rate(event, identity)
             routed = await self._inbound(event, enabled, hook_ctx)
             if routed is None:
                 return
@@ -93,20 +121,15 @@ class Router:
                 yield part
         except UserError as exc:
             yield Error(exc.user_message)
-        except PluginError as exc:
-            log.error("%s", exc, exc_info=exc.__cause__ is not None)
-            yield Error(f"The {exc.plugin} plugin failed; the problem was logged.")
-        except Exception:
-            log.exception("turn failed for %s", event.origin)
-            yield Error("Something went wrong on my side; the problem was logged.")
+        except Exception as exc:
+            yield Error(internal_error(exc, f"turn of {event.origin}"))
 
     def _check_size(self, event: Event) -> None:
+        """A message or a command's text and options together stay within the limit."""
         limit = self.services.settings.limits.max_message_chars
-        text = event.text if isinstance(event, MessageEvent | CommandEvent) else ""
-        if len(text) > limit:
-            raise InputRejected(
-                f"Your message is {len(text)} characters long; the limit is {limit}."
-            )
+        size = _text_size(event)
+        if size > limit:
+            raise InputRejected(f"Your message is {size} characters long; the limit is {limit}.")
 
     def _check_rate(self, event: Event, identity: Identity) -> None:
         user_key = (identity.server_pk, identity.user_pk)
@@ -148,8 +171,7 @@ class Router:
                         loaded.plugin.name, hook(ctx, current)
                     )
                 except PluginError as exc:
-                    log.error("outbound hook: %s", exc)
-                    current = Error(f"The {exc.plugin} plugin failed; the problem was logged.")
+                    current = Error(internal_error(exc, "outbound hook"))
             if current is not None:
                 yield current
 
@@ -183,7 +205,8 @@ class Router:
         cmd, path, tokens = resolve(root, event)
         values = bind(cmd, path, tokens, event.options)
         await self._authorize(root, cmd, path, values, event, identity)
-        assert cmd.handler is not None, f"/{path} has no handler"
+        if cmd.handler is None:
+            raise CommandError(f"/{path} needs a subcommand.")
         ctx = await self._command_context(event, identity, loaded)
         async for part in self._run(loaded, cmd.handler(ctx, **values)):
             yield part
@@ -218,9 +241,11 @@ class Router:
     ) -> AsyncIterator[ReplyPart]:
         plugin_name, _, rest = event.custom_id.partition(":")
         action, _, arg = rest.partition(":")
-        loaded = next((item for item in enabled if item.plugin.name == plugin_name), None)
+        loaded = self.services.plugins.loaded.get(plugin_name)
         handler = loaded.plugin.buttons.get(action) if loaded else None
         if loaded is None or handler is None:
+            raise CommandError("This button no longer works here.")
+        if loaded not in enabled and action not in loaded.plugin.buttons_when_disabled:
             raise CommandError("This button no longer works here.")
         ctx = await self._command_context(event, identity, loaded)
         async for part in self._run(loaded, handler(ctx, arg)):
@@ -295,6 +320,49 @@ class Router:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+
+class _Notices:
+    """Who was told "slow down" until when: one notice per limited window, not per message."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._until: LRUDict[Hashable, float] = LRUDict(100_000)
+
+    def first(self, origin: Origin, retry_after: float) -> bool:
+        """True if ``origin``'s sender should be told now (not told in this window yet)."""
+        key = (origin.platform, origin.server_id, origin.user_id)
+        now = self._clock()
+        if self._until.get(key, 0.0) > now:
+            return False
+        self._until[key] = now + retry_after
+        return True
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+
+def internal_error(exc: BaseException, where: str) -> str:
+    """Log ``exc`` under a fresh error id; the short text to show instead of its details.
+
+    Raw exception text (hosts, paths, SQL) never reaches a user or the model: they get
+    the id, the operator finds the id in the log.
+    """
+    error_id = uuid.uuid4().hex[:8]
+    if isinstance(exc, PluginError):
+        log.error("[%s] %s: %s", error_id, where, exc, exc_info=exc.__cause__ or exc)
+        return f"The {exc.plugin} plugin failed (error id {error_id}); the problem was logged."
+    log.error("[%s] %s failed", error_id, where, exc_info=exc)
+    return f"Something went wrong on my side (error id {error_id}); the problem was logged."
+
+
+def _text_size(event: Event) -> int:
+    """Characters of user text in ``event``: a message, or a command's text and options."""
+    if isinstance(event, MessageEvent):
+        return len(event.text)
+    if isinstance(event, CommandEvent):
+        return len(event.text) + sum(len(str(v)) for v in event.options.values())
+    return 0
 
 
 def command_list(enabled: list[Loaded]) -> str:

@@ -25,6 +25,8 @@ from typing import Generic, Protocol, TypeVar
 from weakref import WeakValueDictionary
 
 DEFAULT_MAX_CHARS = 32_000_000
+DEFAULT_MAX_CONVERSATIONS = 4096
+"""Conversations kept at once, however short (each DM user opens one)."""
 MIN_DEPTH = 64
 """A miss loads at least this many messages, so later, longer requests still hit."""
 
@@ -45,10 +47,15 @@ class _Tail(Generic[M]):
 
 
 class HistoryCache(Generic[M]):
-    """Newest messages per conversation, LRU-bounded by total characters."""
+    """Newest messages per conversation, LRU-bounded by total characters and by count."""
 
-    def __init__(self, max_chars: int = DEFAULT_MAX_CHARS) -> None:
+    def __init__(
+        self,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
+    ) -> None:
         self._max_chars = max_chars
+        self._max_conversations = max_conversations
         self._tails: OrderedDict[int, _Tail[M]] = OrderedDict()
         self._chars = 0
         self._locks: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
@@ -109,7 +116,12 @@ class HistoryCache(Generic[M]):
         if tail is not None:
             self._chars -= tail.chars
 
+    def __len__(self) -> int:
+        return len(self._tails)
+
     def _evict(self) -> None:
-        while self._chars > self._max_chars and self._tails:
+        while self._tails and (
+            self._chars > self._max_chars or len(self._tails) > self._max_conversations
+        ):
             _, tail = self._tails.popitem(last=False)
             self._chars -= tail.chars

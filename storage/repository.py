@@ -279,12 +279,16 @@ class Storage:
         allowed: bool,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        """Record that ``user_pk`` tried ``action`` on ``target`` and whether it was allowed."""
+        """Record that ``user_pk`` tried ``action`` on ``target`` and whether it was allowed.
+
+        The row is always written: an ``action`` or ``target`` longer than its column is
+        shortened (ending in "…"); keep the full values in ``detail``.
+        """
         row = {
             "server_id": server_pk,
             "user_id": user_pk,
-            "action": action,
-            "target": target,
+            "action": _fit_column(action, audit_log.c.action),
+            "target": _fit_column(target, audit_log.c.target),
             "allowed": allowed,
             "detail": dict(detail or {}),
             "created_at": utcnow(),
@@ -382,6 +386,14 @@ class Storage:
                 result = await conn.execute(stmt)
             self._history.fill(conversation_pk, [], self._history.load_size(0))
         return int(result.rowcount)
+
+
+def _fit_column(text: str, column: Any) -> str:
+    """``text`` shortened to the column's declared length, marked with "…" when cut."""
+    length = getattr(column.type, "length", None)
+    if length is None or len(text) <= length:
+        return text
+    return text[: length - 1] + "…"
 
 
 def _utc(moment: datetime) -> datetime:

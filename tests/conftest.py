@@ -7,6 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
+MODEL_TIMEOUT_S = 300  # tests marked `model` load and run the real GGUF model
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give tests marked ``model`` a longer limit than the suite's default ``timeout``."""
+    for item in items:
+        if item.get_closest_marker("model") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(MODEL_TIMEOUT_S))
+
 
 @pytest.fixture(autouse=True)
 def _restore_root_logging() -> Iterator[None]:

@@ -24,10 +24,17 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _atelier(
-    *args: str, cwd: Path, stdin: str = "", timeout: float = 120
+    *args: str,
+    cwd: Path,
+    stdin: str = "",
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m bot.cli ARGS`` as a user would, in ``cwd``, with a clean environment."""
+    """Run ``python -m bot.cli ARGS`` as a user would, in ``cwd``, with a clean environment
+    (plus ``env``)."""
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ATELIER_")}
+    env.update(extra)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
@@ -177,14 +184,21 @@ def test_piped_chat_with_the_bundled_model_writes_only_replies(tmp_path: Path) -
         "--user",
         "u1",
         cwd=tmp_path,
-        stdin="hello\n\n/plugins list\n",
+        stdin="What is the capital of France?\n\n/plugins list\n",
+        env={"ATELIER_LLM__SEED": "7"},
         timeout=300,
     )
 
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    lines = [line for line in result.stdout.splitlines() if line.strip()]
-    assert len(lines) >= 2
+    answer, table = result.stdout.split("\n", 1)
+    # The done-when line: an answer of the model's own, not an error, not the question
+    # repeated, not only a line about calling a tool.
+    assert answer.strip() and not answer.startswith("error:"), result.stdout
+    assert answer.strip() != "What is the capital of France?"
+    assert not answer.lower().startswith("calling tool")
+    assert len(answer.split()) >= 3, answer
+    assert "calculator" in table and "imagine" in table
     assert "loading" not in result.stdout
 
 

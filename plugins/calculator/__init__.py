@@ -52,9 +52,12 @@ _FUNCTIONS: dict[str, Callable[..., float]] = {
     name: getattr(math, name)
     for name in ("sqrt", "sin", "cos", "tan", "log", "log10", "log2", "exp", "floor", "ceil")
 } | {"abs": abs, "round": round}
+# How many arguments each function takes (fewest, most); the rest take exactly one.
+_ARITY: dict[str, tuple[int, int]] = {"log": (1, 2), "round": (1, 2)}
 _CONSTANTS = {"pi": math.pi, "e": math.e, "tau": math.tau}
 _MAX_EXPONENT = 10_000
 _MAX_RESULT_BITS = 100_000
+_MAX_DIGITS_SHOWN = 4000  # Python refuses to print integers past 4,300 digits anyway
 
 
 class CalcError(UserError):
@@ -70,23 +73,44 @@ def evaluate(expression: str, *, max_length: int = 200) -> float | int:
         raise CalcError(f"The expression is {len(text)} characters; the limit is {max_length}.")
     try:
         tree = ast.parse(text, mode="eval")
-    except SyntaxError:
-        raise CalcError(f"{expression!r} is not an arithmetic expression.") from None
+    except (SyntaxError, ValueError):  # ValueError: a NUL byte
+        raise CalcError(f"{_shown(expression)} is not an arithmetic expression.") from None
+    except (RecursionError, MemoryError):
+        raise CalcError("The expression is nested too deeply.") from None
     try:
-        return _eval(tree.body)
+        value = _eval(tree.body)
     except ZeroDivisionError:
         raise CalcError("Division by zero.") from None
-    except (OverflowError, ValueError) as exc:
-        raise CalcError(f"Cannot compute that: {exc}.") from None
+    except (RecursionError, MemoryError):
+        raise CalcError("The expression is nested too deeply.") from None
+    except OverflowError:
+        raise CalcError("That number is too large to compute.") from None
+    except ValueError:
+        raise CalcError("That is outside the domain of the function (e.g. sqrt(-1)).") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CalcError("That number is too large to show.")
+    return value
 
 
 def format_number(value: float | int, decimals: int = 10) -> str:
-    """Integers as they are; floats with ``decimals`` significant digits."""
+    """Integers as they are; floats with ``decimals`` significant digits.
+
+    Raises ``CalcError`` for an integer too long to show in a chat message.
+    """
     if isinstance(value, int):
+        if value.bit_length() > _MAX_DIGITS_SHOWN * 3.32:
+            digits = int(value.bit_length() * math.log10(2)) + 1
+            raise CalcError(f"That number is too large to show (about {digits} digits).")
         return str(value)
     if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.{decimals}g}"
+
+
+def _shown(expression: str, limit: int = 60) -> str:
+    """The expression quoted for a reply, shortened: replies echo user text."""
+    text = expression.strip()
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def _eval(node: ast.expr) -> Any:
@@ -98,7 +122,7 @@ def _eval(node: ast.expr) -> Any:
         left, right = _eval(node.left), _eval(node.right)
         if isinstance(node.op, ast.Pow):
             _check_power(left, right)
-        return _BINARY[type(node.op)](left, right)
+        return _checked(_BINARY[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_eval(node.operand))
     if (
@@ -107,12 +131,37 @@ def _eval(node: ast.expr) -> Any:
         and node.func.id in _FUNCTIONS
         and not node.keywords
     ):
-        return _FUNCTIONS[node.func.id](*(_eval(arg) for arg in node.args))
-    raise CalcError(f"Not allowed in an expression: {ast.unparse(node)!r}.")
+        return _call(node.func.id, [_eval(arg) for arg in node.args])
+    raise CalcError(f"Not allowed in an expression: {_shown(ast.unparse(node))}.")
+
+
+def _call(name: str, args: list[Any]) -> Any:
+    """Call a math function after checking how many arguments it got, and of what type."""
+    fewest, most = _ARITY.get(name, (1, 1))
+    if not fewest <= len(args) <= most:
+        wanted = str(fewest) if fewest == most else f"{fewest} or {most}"
+        noun = "argument" if wanted == "1" else "arguments"
+        raise CalcError(f"{name} takes {wanted} {noun}, got {len(args)}.")
+    if name == "round" and len(args) == 2 and not isinstance(args[1], int):
+        raise CalcError("round's second argument (the number of digits) must be a whole number.")
+    if name == "round" and len(args) == 2 and abs(args[1]) > 1000:
+        raise CalcError("round's second argument must be between -1000 and 1000.")
+    return _checked(_FUNCTIONS[name](*args))
+
+
+def _checked(value: Any) -> Any:
+    """Refuse results that are not real numbers, or integers too large to keep computing."""
+    if isinstance(value, complex):
+        raise CalcError("The result is not a real number.")
+    if isinstance(value, int) and value.bit_length() > _MAX_RESULT_BITS:
+        raise CalcError("That number is too large to compute.")
+    return value
 
 
 def _check_power(base: Any, exponent: Any) -> None:
     """Refuse powers whose result would be absurdly large (time and memory)."""
+    if isinstance(base, complex) or isinstance(exponent, complex):
+        raise CalcError("The result is not a real number.")
     too_big = abs(exponent) > _MAX_EXPONENT
     if isinstance(base, int) and isinstance(exponent, int) and abs(base) > 1:
         too_big = too_big or base.bit_length() * abs(exponent) > _MAX_RESULT_BITS
@@ -140,7 +189,7 @@ async def calculate(expression: str, ctx: ToolContext) -> str:
 @plugin.command(
     "calc",
     "Evaluate an arithmetic expression",
-    Option("expression", description="For example (2 + 3) * 4", rest=True),
+    Option("expression", description="For example (2 + 3) * 4", rest=True, max_length=10_000),
 )
 async def calc(ctx: CommandContext, expression: str) -> str:
     """The /calc command: same evaluator as the tool."""

@@ -11,6 +11,7 @@ import pytest
 from bot.app import App
 from bot.config import Settings
 from bot.events import CommandEvent, Event, MessageEvent, Origin, ReplyPart, Text
+from bot.plugins import Source
 from tests.fakes import ScriptedChatModel, script
 
 
@@ -38,6 +39,14 @@ async def app(settings: Settings, model: ScriptedChatModel) -> AsyncIterator[App
         yield started
     finally:
         await started.aclose()
+
+
+@pytest.fixture
+async def echo_app(app: App) -> App:
+    """The app with the sample ``echo`` plugin loaded as if discovered."""
+    app.services.plugins.sources["echo"] = Source("echo", "tests.core.sample_plugin")
+    await app.services.plugins.load("echo")
+    return app
 
 
 def origin(server: str = "s1", user: str = "u1", *, admin: bool = False, **kw: Any) -> Origin:

@@ -47,6 +47,16 @@ async def snapshot(caption: str, ctx: ToolContext) -> ToolResult:
     return ToolResult("made a picture", (Image(Path("/tmp/picture.png"), caption),))
 
 
+@plugin.tool
+async def lookup(key: str, ctx: ToolContext) -> str:
+    """Look something up in a back end that fails with internals in its message.
+
+    Args:
+        key: What to look up.
+    """
+    raise RuntimeError(f"connection to postgresql://bot:hunter2@10.0.0.5/atelier lost ({key})")
+
+
 @plugin.inbound
 async def mark_inbound(ctx: HookContext, event: Event) -> Event | None:
     """Record every event; drop messages that say 'drop me'."""
@@ -91,6 +101,12 @@ async def boom(ctx: CommandContext) -> str:
 async def again(ctx: CommandContext, arg: str) -> str:
     """A button handler."""
     return f"pressed {arg}"
+
+
+@plugin.button("stop", when_disabled=True)
+async def stop(ctx: CommandContext, arg: str) -> str:
+    """A button that still works where the plugin was disabled (e.g. cancel a job)."""
+    return f"stopped {arg}"
 
 
 @plugin.task
