@@ -25,6 +25,8 @@ from storage.repository import Storage
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
+    from workers.api import ImageBackend
+
 log = logging.getLogger(__name__)
 
 
@@ -41,9 +43,13 @@ class App:
         settings: Settings,
         *,
         chat_model: BaseChatModel | None = None,
+        image_backend: ImageBackend | None = None,
         status: Callable[[str], None] | None = None,
     ) -> App:
-        """Open storage (migrating it), load the LLM unless given, load the plugins."""
+        """Open storage (migrating it), load the LLM unless given, load the plugins.
+
+        ``image_backend`` replaces the configured image back end (tests pass a fake).
+        """
         say = status or (lambda message: log.info("%s", message))
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         if chat_model is None:
@@ -51,7 +57,7 @@ class App:
         say("opening storage")
         storage = await Storage.open(settings.database_url, echo=settings.storage.echo)
         try:
-            services = Services(settings, storage, ServerState(storage), chat_model)
+            services = Services(settings, storage, ServerState(storage), chat_model, image_backend)
             services.plugins = PluginManager(services)
             say("loading plugins")
             try:

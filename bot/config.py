@@ -29,7 +29,7 @@ class LLMSettings(_Section):
 
     backend: Literal["llamacpp", "openai"] = "llamacpp"
     model_path: str = ""
-    chat_format: str = "gemma"
+    chat_format: str = "chatml"
     n_ctx: int = Field(default=4096, ge=256, le=1_048_576)
     n_gpu_layers: int | None = None
     n_threads: int | None = Field(default=None, ge=1)
@@ -113,7 +113,11 @@ class ImagineSettings(_Section):
         default_factory=lambda: ["euler", "euler_a", "ddim", "dpmpp_2m", "pndm", "lms"]
     )
     max_pending_per_user: int = Field(default=3, ge=1)
+    images_per_day_per_user: int = Field(default=100, ge=0)  # 0: no limit (all servers, DMs)
     images_per_day_per_server: int = Field(default=500, ge=0)
+    images_per_day_global: int = Field(default=0, ge=0)
+    keep_days: float = Field(default=30.0, ge=0)  # 0: keep images forever
+    max_store_mb: float = Field(default=2048.0, ge=0)  # 0: no cap on the images folder
     broker_url: str = "redis://127.0.0.1:6379/0"
     result_backend: str = "redis://127.0.0.1:6379/1"
     visibility_timeout_s: int = Field(default=3600, ge=1)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from bot.plugins import PluginManager
     from bot.server_state import ServerState
     from storage.repository import Storage
+    from workers.api import ImageBackend
 
 
 @dataclass(slots=True)
@@ -19,10 +20,13 @@ class Services:
     """Everything long-lived: settings, storage, cached server state, chat model, plugins.
 
     ``plugins`` is attached right after construction (the manager needs the services).
+    ``image_backend``, when given, replaces the configured one of the ``imagine`` plugin
+    (tests inject a fake image back end here).
     """
 
     settings: Settings
     storage: Storage
     server_state: ServerState
     chat_model: BaseChatModel
+    image_backend: ImageBackend | None = None
     plugins: PluginManager = field(init=False)

@@ -2,8 +2,17 @@
 
 The ``imagine`` plugin records every generation job here: its parameters, who asked and
 where, its status and timings, and the files it produced with their SHA-256 digests. It
-is the source of truth for per-user pending limits, per-server daily quotas and recovery
-after a crash (queued and running jobs are re-enqueued on start).
+is the source of truth for pending limits, daily quotas (per user, per server, for the
+whole bot) and recovery after a crash (queued and running jobs are re-enqueued on start).
+
+Two rules hold whatever the interleaving of bot processes:
+
+* ``admit`` counts and inserts in one transaction that competing admissions wait for
+  (SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock before counting;
+  PostgreSQL: transaction-scoped advisory locks per user, per server, or one global lock
+  when there is a global quota), so concurrent requests never overshoot a limit.
+* A status only moves forward: queued → running → done | failed | cancelled. Every update
+  is conditional on the current status, so a late "done" never overwrites "cancelled".
 
 It shares ``Storage``'s engine and speaks surrogate keys and plain values; it never writes
 files, never talks to an image back end and never knows about a platform.
@@ -11,12 +20,13 @@ files, never talks to an image back end and never knows about a platform.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import IMAGE_JOB_STATUSES, image_jobs, utcnow
 from storage.repository import _translated, _utc
@@ -28,7 +38,20 @@ PENDING = ("queued", "running")
 """Statuses of jobs that are not over yet."""
 
 COUNTED = ("queued", "running", "done")
-"""Statuses whose images count against a server's daily quota."""
+"""Statuses whose images count against the daily quotas."""
+
+ENDED = ("done", "failed", "cancelled")
+"""Final statuses: nothing moves a job out of them."""
+
+# PostgreSQL advisory lock spaces (two-int4 keys; they never meet the migration lock's
+# one-bigint key). Any constants work if every process uses the same ones.
+_LOCK_GLOBAL = 0x696D6700
+_LOCK_SERVER = 0x696D6701
+_LOCK_USER = 0x696D6702
+_INT4 = 2**31
+_CHUNK = 500  # ids per IN (...) list
+
+LimitName = Literal["pending", "user", "server", "global"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +80,26 @@ class ImageJob:
         return self.status in PENDING
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a new job must fit in (0: no such limit); daily quotas count from ``since``."""
+
+    since: datetime
+    max_pending: int = 0  # the user's queued and running jobs in the job's server
+    user_per_day: int = 0  # images of the user's jobs in every server (and DM)
+    server_per_day: int = 0  # images of the server's jobs
+    global_per_day: int = 0  # images of everybody's jobs
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The limit a job would break: its name, its size and how much of it is used."""
+
+    limit: LimitName
+    allowed: int
+    used: int
+
+
 class JobStore:
     """Reads and writes ``image_jobs`` over the engine of an open ``Storage``."""
 
@@ -66,23 +109,41 @@ class JobStore:
 
     @_translated
     async def create(self, job: ImageJob) -> None:
-        """Insert a new job (normally with status ``queued``)."""
-        _check_status(job.status)
-        row = {
-            "id": job.id,
-            "status": job.status,
-            "server_id": job.server_pk,
-            "user_id": job.user_pk,
-            "channel_id": job.channel_pk,
-            "params": dict(job.params),
-            "seed": job.seed,
-            "count": job.count,
-            "results": [],
-            "sha256": [],
-            "created_at": job.created_at,
-        }
+        """Insert a job without checking any limit (``admit`` checks them)."""
         async with self._engine.begin() as conn:
-            await conn.execute(image_jobs.insert().values(row))
+            await conn.execute(image_jobs.insert().values(_row(job)))
+
+    @_translated
+    async def admit(self, job: ImageJob, limits: Limits) -> Refusal | None:
+        """Insert ``job`` unless it would break one of ``limits``; then say which one.
+
+        Counting and inserting are one transaction that concurrent admissions wait for,
+        so five simultaneous requests against a limit of three admit exactly three.
+        """
+        async with self._engine.begin() as conn:
+            await self._serialise(conn, job, limits)
+            refusal = await _over(conn, job, limits)
+            if refusal is None:
+                await conn.execute(image_jobs.insert().values(_row(job)))
+        return refusal
+
+    async def _serialise(self, conn: AsyncConnection, job: ImageJob, limits: Limits) -> None:
+        """Make competing admissions wait until this transaction ends."""
+        if conn.dialect.name != "postgresql":
+            # The first statement: the write lock is taken before anything is read, so no
+            # other writer can insert between the counts and the insert (and WAL readers
+            # never hold a stale snapshot that would make the upgrade fail).
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        keys = [(_LOCK_GLOBAL, 0)] if limits.global_per_day > 0 else []
+        if not keys:  # the global lock covers the rest; else always server, then user
+            if limits.server_per_day > 0:
+                keys.append((_LOCK_SERVER, job.server_pk % _INT4))
+            keys.append((_LOCK_USER, job.user_pk % _INT4))
+        for space, key in keys:
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:space, :key)"), {"space": space, "key": key}
+            )
 
     @_translated
     async def get(self, job_id: str) -> ImageJob | None:
@@ -104,37 +165,40 @@ class JobStore:
     @_translated
     async def pending_count(self, server_pk: int, user_pk: int) -> int:
         """How many of the user's jobs in the server are queued or running."""
-        t = image_jobs
-        stmt = select(func.count()).where(
-            t.c.server_id == server_pk, t.c.user_id == user_pk, t.c.status.in_(PENDING)
-        )
         async with self._engine.connect() as conn:
-            return int((await conn.execute(stmt)).scalar_one())
+            return await _pending(conn, server_pk, user_pk)
 
     @_translated
-    async def images_since(self, server_pk: int, since: datetime) -> int:
-        """Images of the server's jobs created since ``since`` that are done or pending."""
-        t = image_jobs
-        stmt = select(func.coalesce(func.sum(t.c.count), 0)).where(
-            t.c.server_id == server_pk, t.c.created_at >= since, t.c.status.in_(COUNTED)
-        )
+    async def images_since(
+        self, since: datetime, *, server_pk: int | None = None, user_pk: int | None = None
+    ) -> int:
+        """Images of jobs created since ``since`` that are done or pending (of one server
+        or one user if given; of everybody otherwise)."""
         async with self._engine.connect() as conn:
-            return int((await conn.execute(stmt)).scalar_one())
+            return await _images(conn, since, server_pk=server_pk, user_pk=user_pk)
 
-    async def requeue(self, job_id: str) -> None:
-        """Put a job interrupted by a crash back to ``queued``."""
-        await self._set(job_id, status="queued", started_at=None, worker=None)
+    # ---- status: forward only ----------------------------------------------------
 
-    async def mark_running(self, job_id: str, worker: str) -> None:
-        """A worker took the job."""
-        await self._set(job_id, status="running", worker=worker, started_at=utcnow())
+    async def requeue(self, job_id: str) -> bool:
+        """Put a job a crash interrupted while running back to ``queued``."""
+        return await self._move(job_id, ("running",), status="queued", started_at=None, worker=None)
+
+    async def mark_running(self, job_id: str, worker: str) -> bool:
+        """A worker took the job; False if the job is already over (e.g. cancelled)."""
+        return await self._move(
+            job_id, PENDING, status="running", worker=worker, started_at=utcnow()
+        )
 
     async def mark_done(
         self, job_id: str, worker: str, results: Sequence[str], sha256: Sequence[str]
-    ) -> None:
-        """The job finished; ``results`` are the PNG paths, ``sha256`` their digests."""
-        await self._set(
+    ) -> bool:
+        """The job finished; ``results`` are the PNG paths, ``sha256`` their digests.
+
+        False (and nothing stored) if the job was over already, e.g. cancelled meanwhile.
+        """
+        return await self._move(
             job_id,
+            PENDING,
             status="done",
             worker=worker,
             results=list(results),
@@ -142,10 +206,41 @@ class JobStore:
             finished_at=utcnow(),
         )
 
-    async def mark_ended(self, job_id: str, status: str, error: str) -> None:
-        """The job failed or was cancelled; ``error`` says why (fit for users)."""
-        _check_status(status)
-        await self._set(job_id, status=status, error=error, finished_at=utcnow())
+    async def mark_ended(self, job_id: str, status: str, error: str) -> bool:
+        """The job failed or was cancelled; ``error`` says why (fit for users).
+
+        False if the job was over already: the first ending wins.
+        """
+        return await self._move(job_id, PENDING, status=status, error=error, finished_at=utcnow())
+
+    @_translated
+    async def _move(self, job_id: str, allowed_from: Sequence[str], **values: Any) -> bool:
+        _check_status(values["status"])
+        t = image_jobs
+        stmt = update(t).where(t.c.id == job_id, t.c.status.in_(allowed_from)).values(**values)
+        async with self._engine.begin() as conn:
+            result = await conn.execute(stmt)
+        return bool(result.rowcount)
+
+    # ---- retention -----------------------------------------------------------------
+
+    @_translated
+    async def forget_results(self, job_ids: Collection[str]) -> None:
+        """Clear the file paths (and digests) of these jobs: their files are going away."""
+        t = image_jobs
+        async with self._engine.begin() as conn:
+            for chunk in _chunks(job_ids):
+                stmt = update(t).where(t.c.id.in_(chunk)).values(results=[], sha256=[])
+                await conn.execute(stmt)
+
+    @_translated
+    async def delete_ended_before(self, cutoff: datetime) -> int:
+        """Delete jobs that are over and were created before ``cutoff``; how many."""
+        t = image_jobs
+        stmt = delete(t).where(t.c.created_at < cutoff, t.c.status.in_(ENDED))
+        async with self._engine.begin() as conn:
+            result = await conn.execute(stmt)
+        return int(result.rowcount)
 
     @_translated
     async def delete(self, job_id: str) -> bool:
@@ -154,13 +249,72 @@ class JobStore:
             result = await conn.execute(delete(image_jobs).where(image_jobs.c.id == job_id))
         return bool(result.rowcount)
 
-    @_translated
-    async def _set(self, job_id: str, **values: Any) -> None:
-        if "status" in values:
-            _check_status(values["status"])
-        stmt = update(image_jobs).where(image_jobs.c.id == job_id).values(**values)
-        async with self._engine.begin() as conn:
-            await conn.execute(stmt)
+
+async def _over(conn: AsyncConnection, job: ImageJob, limits: Limits) -> Refusal | None:
+    """The first limit ``job`` would break, counted on ``conn``; None if it fits."""
+    if limits.max_pending > 0:
+        pending = await _pending(conn, job.server_pk, job.user_pk)
+        if pending >= limits.max_pending:
+            return Refusal("pending", limits.max_pending, pending)
+    quotas: list[tuple[LimitName, int, dict[str, int]]] = [
+        ("user", limits.user_per_day, {"user_pk": job.user_pk}),
+        ("server", limits.server_per_day, {"server_pk": job.server_pk}),
+        ("global", limits.global_per_day, {}),
+    ]
+    for name, quota, scope in quotas:
+        if quota > 0:
+            used = await _images(conn, limits.since, **scope)
+            if used + job.count > quota:
+                return Refusal(name, quota, used)
+    return None
+
+
+async def _pending(conn: AsyncConnection, server_pk: int, user_pk: int) -> int:
+    t = image_jobs
+    stmt = select(func.count()).where(
+        t.c.server_id == server_pk, t.c.user_id == user_pk, t.c.status.in_(PENDING)
+    )
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def _images(
+    conn: AsyncConnection,
+    since: datetime,
+    *,
+    server_pk: int | None = None,
+    user_pk: int | None = None,
+) -> int:
+    t = image_jobs
+    stmt = select(func.coalesce(func.sum(t.c.count), 0)).where(
+        t.c.created_at >= since, t.c.status.in_(COUNTED)
+    )
+    if server_pk is not None:
+        stmt = stmt.where(t.c.server_id == server_pk)
+    if user_pk is not None:
+        stmt = stmt.where(t.c.user_id == user_pk)
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+def _row(job: ImageJob) -> dict[str, Any]:
+    _check_status(job.status)
+    return {
+        "id": job.id,
+        "status": job.status,
+        "server_id": job.server_pk,
+        "user_id": job.user_pk,
+        "channel_id": job.channel_pk,
+        "params": dict(job.params),
+        "seed": job.seed,
+        "count": job.count,
+        "results": list(job.results),
+        "sha256": list(job.sha256),
+        "created_at": job.created_at,
+    }
+
+
+def _chunks(ids: Collection[str]) -> list[list[str]]:
+    items = sorted(ids)
+    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
 
 
 def _check_status(status: str) -> None:

@@ -170,7 +170,10 @@ image_jobs = Table(
     Column("started_at", Timestamp, nullable=True),
     Column("finished_at", Timestamp, nullable=True),
     CheckConstraint(f"status IN {IMAGE_JOB_STATUSES!r}", name="status"),
-    # The daily quota counts one server's jobs since midnight; recovery reads by status.
+    # The daily quotas count one server's, one user's or everybody's jobs since midnight;
+    # retention deletes by age; recovery reads by status.
     Index("ix_image_jobs_server_id_created_at", "server_id", "created_at"),
+    Index("ix_image_jobs_user_id_created_at", "user_id", "created_at"),
+    Index("ix_image_jobs_created_at", "created_at"),
     Index("ix_image_jobs_status", "status"),
 )

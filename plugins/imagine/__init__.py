@@ -1,25 +1,22 @@
 """Built-in ``imagine`` plugin: /imagine, its buttons and the agent's generate_image tool.
 
 Jobs are admitted (limits, quotas), stored in ``image_jobs``, queued fairly across servers
-and users, and handed to the image back end by a dispatcher (this plugin's background
-task); replies stream progress, then the images, a summary and reroll / variations /
-upscale buttons. Jobs left queued or running by a crash are re-enqueued at set-up.
+and users, and handed to the image back end by a dispatcher (a background task of this
+plugin); replies stream progress, then the images, a summary and reroll / variations /
+upscale buttons. Jobs left queued or running by a crash are re-enqueued at set-up. Old
+images are deleted at set-up and hourly (``keep_days``, ``max_store_mb``).
 
 The back end is chosen by ``settings.imagine.backend`` ("local": a worker child process;
-"celery": a GPU worker pool), imported lazily in set-up. This package never imports torch
-or diffusers, and talks to back ends only through ``workers.api``.
-
-Tests use another back end through one documented seam: the environment variable
-``ATELIER_IMAGINE_BACKEND_FACTORY`` names a ``module:function`` called as
-``function(settings.imagine, model_path)`` instead of the configured back end. (A module
-attribute would not do: the plugin manager re-imports this package on every load.)
+"celery": a GPU worker pool), imported lazily in set-up, unless the app was started with
+one (``App.start(..., image_backend=...)``: how tests bring a fake). This package never
+imports torch or diffusers, and talks to back ends only through ``workers.api``.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +24,7 @@ from bot.config import ImagineSettings, Settings
 from bot.errors import ModelError, PluginError, UserError
 from bot.events import Image, ReplyPart
 from bot.plugin_api import CommandContext, Plugin, PluginContext, ToolContext, ToolResult
-from plugins.imagine import render
+from plugins.imagine import render, retention
 from plugins.imagine.dispatcher import Completed, Dispatcher, Follower, Stopped
 from plugins.imagine.files import ImageFiles
 from plugins.imagine.options import ImagineConfig, Params, build_options, make_params
@@ -35,8 +32,7 @@ from plugins.imagine.service import ImagineService, Requester
 from storage.jobs import ImageJob, JobStore
 from workers.api import ImageBackend
 
-BACKEND_FACTORY_ENV = "ATELIER_IMAGINE_BACKEND_FACTORY"
-BackendFactory = Callable[[ImagineSettings, Path], ImageBackend]
+log = logging.getLogger(__name__)
 
 plugin = Plugin(
     "imagine",
@@ -73,7 +69,7 @@ async def _setup(ctx: PluginContext) -> None:
     plugin.commands["imagine"].options = build_options(settings.imagine)
     # A reply (or the tool) may wait for a whole job: the plugin's calls get that long.
     plugin.call_timeout_s = settings.imagine.job_timeout_s + 60
-    backend = make_backend(settings)
+    backend = ctx.services.image_backend or make_backend(settings)
     try:
         await backend.start()
         store = JobStore(ctx.services.storage)
@@ -81,6 +77,7 @@ async def _setup(ctx: PluginContext) -> None:
         limit = settings.imagine.max_batch * 2  # the worker can batch what is in flight
         dispatcher = Dispatcher(backend, store, files, max_in_flight=limit)
         service = ImagineService(settings.imagine, store, files, dispatcher)
+        await _sweep(service)
         await service.recover()
     except BaseException:
         await backend.close()
@@ -94,6 +91,25 @@ async def _dispatch(ctx: PluginContext) -> None:
     await _service().dispatcher.run()
 
 
+@plugin.task
+async def _retain(ctx: PluginContext) -> None:
+    """Delete old images every ``retention.SWEEP_EVERY_S`` until the plugin stops."""
+    while True:
+        await asyncio.sleep(retention.SWEEP_EVERY_S)
+        await _sweep(_service())
+
+
+async def _sweep(service: ImagineService) -> None:
+    """One retention sweep; a failure is logged (the next sweep tries again)."""
+    s = service.settings
+    try:
+        await retention.sweep(
+            service.files, service.store, keep_days=s.keep_days, max_store_mb=s.max_store_mb
+        )
+    except Exception:
+        log.exception("image retention sweep failed")
+
+
 @plugin.on_teardown
 async def _teardown(ctx: PluginContext) -> None:
     """Close the back end (the dispatcher task was already stopped)."""
@@ -103,12 +119,9 @@ async def _teardown(ctx: PluginContext) -> None:
 
 
 def make_backend(settings: Settings) -> ImageBackend:
-    """The configured back end (or the one ``ATELIER_IMAGINE_BACKEND_FACTORY`` names)."""
+    """The configured back end: a local worker process or the Celery pool."""
     s = settings.imagine
     model_path = _model_path(settings)
-    named = os.environ.get(BACKEND_FACTORY_ENV, "").strip()
-    if named:
-        return _import_factory(named)(s, model_path)
     if s.backend == "celery":
         from workers.celery_backend import CeleryImageBackend
 
@@ -126,12 +139,6 @@ def _model_path(settings: Settings) -> Path:
     if not path.exists():
         raise ModelError(f"image model not found: {path} (imagine.model_path)")
     return path
-
-
-def _import_factory(named: str) -> BackendFactory:
-    module, _, attr = named.partition(":")
-    factory: BackendFactory = getattr(importlib.import_module(module), attr or "create")
-    return factory
 
 
 # ---- /imagine and buttons ----------------------------------------------------------
@@ -176,9 +183,10 @@ async def upscale(ctx: CommandContext, arg: str) -> AsyncIterator[ReplyPart]:
         yield part
 
 
-@plugin.button("cancel")
+@plugin.button("cancel", when_disabled=True)
 async def cancel(ctx: CommandContext, arg: str) -> str:
-    """Cancel a queued or running job."""
+    """Cancel a queued or running job: its owner or an admin, even where imagine was
+    disabled after the job started (``ImagineService.cancel`` checks who asks)."""
     job = await _service().job(ctx.server_pk, arg)
     return await _service().cancel(job, _requester(ctx))
 

@@ -5,7 +5,9 @@ the worker can batch compatible jobs), takes the rest from the ``FairQueue`` in 
 consumes each job's updates, writes finished images, records status, timings, worker and
 results in storage, and fans every update out to whoever follows the job (a command's
 reply stream, the agent tool). Only this process's followers see updates; storage is what
-other processes see.
+other processes see, and storage wins: a job another process ended (cancelled) is
+cancelled in the back end when it starts here, and a late result of such a job is deleted
+instead of overwriting how it ended.
 
 It never validates requests or enforces quotas (the service does that before enqueueing)
 and never renders reply parts.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,9 +212,10 @@ class Dispatcher:
             await self._fail(job_id, "The image back end stopped without finishing the job.")
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
-            log.exception("image job %s failed in the back end", job_id)
-            await self._fail(job_id, f"The image back end failed: {exc}")
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]  # the exception's text stays in the log
+            log.exception("[%s] image job %s failed in the back end", error_id, job_id)
+            await self._fail(job_id, f"The image back end failed (error id {error_id}).")
         finally:
             self._running.pop(job_id, None)
             self._started.discard(job_id)
@@ -224,15 +228,18 @@ class Dispatcher:
         job_id = entry.job_id
         if isinstance(update, Started):
             self._started.add(job_id)
-            await self._store.mark_running(job_id, update.worker)
+            if not await self._store.mark_running(job_id, update.worker):
+                await self.backend.cancel(job_id)  # it ended meanwhile, e.g. cancelled
             self._publish_positions()
         elif isinstance(update, Finished):
             await self._finish(entry, update)
             return True
         elif isinstance(update, Failed):
             status = "cancelled" if update.cancelled else "failed"
-            await self._store.mark_ended(job_id, status, update.message)
-            self._publish(Stopped(job_id, update.message, update.cancelled))
+            if await self._store.mark_ended(job_id, status, update.message):
+                self._publish(Stopped(job_id, update.message, update.cancelled))
+            else:
+                await self._publish_as_stored(job_id)
             return True
         self._publish(update)
         return False
@@ -240,14 +247,24 @@ class Dispatcher:
     async def _finish(self, entry: Entry, update: Finished) -> None:
         saved = await self._files.save(entry.job_id, [image.png for image in update.images])
         paths = [str(path) for path, _ in saved]
-        await self._store.mark_done(
-            entry.job_id, update.worker, paths, [digest for _, digest in saved]
-        )
+        digests = [digest for _, digest in saved]
+        if not await self._store.mark_done(entry.job_id, update.worker, paths, digests):
+            # Ended meanwhile (cancelled from another process): that ending stands.
+            await self._files.delete(path for path, _ in saved)
+            await self._publish_as_stored(entry.job_id)
+            return
         seeds = tuple(image.seed for image in update.images)
         done = Completed(
             entry.job_id, tuple(path for path, _ in saved), seeds, update.worker, update.seconds
         )
         self._publish(done)
+
+    async def _publish_as_stored(self, job_id: str) -> None:
+        """Tell followers how storage says the job ended."""
+        job = await self._store.get(job_id)
+        cancelled = job is None or job.status == "cancelled"
+        message = job.error if job is not None and job.error else "Cancelled."
+        self._publish(Stopped(job_id, message, cancelled))
 
     async def _fail(self, job_id: str, message: str) -> None:
         try:

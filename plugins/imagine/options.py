@@ -1,9 +1,10 @@
 """What users may ask /imagine and generate_image for: options, defaults and limits.
 
 The ranges come from ``settings.imagine`` (``config.toml``), so the command's options are
-built at plugin set-up. The core checks types, choices and ranges of command options; the
-rules it cannot express (multiples of 8, total pixels, prompt length for the agent tool)
-are checked here with messages that name the option and what is allowed.
+built at plugin set-up. The core checks types, choices, ranges and lengths of command
+options; the rules it cannot express (multiples of 8, total pixels, prompt lengths for the
+agent tool and for jobs derived from stored ones) are checked here with messages that name
+the option and what is allowed.
 
 Nothing here does I/O or knows about storage, queues or back ends.
 """
@@ -81,7 +82,13 @@ def build_options(s: ImagineSettings) -> tuple[Option, ...]:
     """The /imagine options with the configured defaults and ranges."""
     return (
         Option("prompt", description="What to draw", rest=True, max_length=s.max_prompt_chars),
-        Option("negative", description="What to avoid", required=False, default=""),
+        Option(
+            "negative",
+            description="What to avoid",
+            required=False,
+            max_length=s.max_prompt_chars,
+            default="",
+        ),
         Option(
             "width",
             "integer",
@@ -166,6 +173,7 @@ def make_params(s: ImagineSettings, prompt: str, **given: Any) -> Params:
 def validate(s: ImagineSettings, p: Params) -> None:
     """Raise a user error naming the option and the allowed range if ``p`` breaks a limit."""
     _check_prompt(s, p.prompt)
+    _check_length(s, "negative", p.negative)
     _check_size(s, p.width, p.height)
     _check_range("steps", p.steps, 1, s.max_steps)
     _check_range("count", p.count, 1, s.max_count)
@@ -185,10 +193,12 @@ def check_size(s: ImagineSettings, width: int, height: int) -> None:
 def _check_prompt(s: ImagineSettings, prompt: str) -> None:
     if not prompt.strip():
         raise InputRejected("option prompt: must not be empty; say what to draw.")
-    if len(prompt) > s.max_prompt_chars:
-        raise InputRejected(
-            f"option prompt: {len(prompt)} characters; at most {s.max_prompt_chars}"
-        )
+    _check_length(s, "prompt", prompt)
+
+
+def _check_length(s: ImagineSettings, name: str, value: str) -> None:
+    if len(value) > s.max_prompt_chars:
+        raise InputRejected(f"option {name}: {len(value)} characters; at most {s.max_prompt_chars}")
 
 
 def _check_size(s: ImagineSettings, width: int, height: int) -> None:

@@ -1,10 +1,14 @@
 """The imagine service: admits jobs (limits, quotas), stores them, queues them, derives them.
 
 Command handlers, button handlers and the agent tool all go through ``ImagineService``, so
-a job is admitted the same way wherever it comes from: a per-user pending limit (from
-config, overridable per server), a per-server daily image quota counted from storage, and
-validated parameters. Jobs derived from earlier ones (reroll, variations, upscale) carry
-their parent's id. After a crash, ``recover`` re-enqueues what storage says was pending.
+a job is admitted the same way wherever it comes from: validated parameters, a per-user
+pending limit (from config, overridable per server) and daily image quotas per user (over
+all their servers and DMs), per server and for the whole bot. Storage checks the limits
+and inserts the job in one serialised transaction (``JobStore.admit``), so concurrent
+requests cannot overshoot them. Jobs derived from earlier ones (reroll, variations,
+upscale) carry their parent's id and are validated against the limits as they are now,
+not as they were when the button was sent. After a crash, ``recover`` re-enqueues what
+storage says was pending.
 
 It never renders reply parts and never talks to a back end directly (the dispatcher does).
 """
@@ -20,14 +24,15 @@ from bot.config import ImagineSettings
 from bot.errors import CommandError, PermissionDenied, RateLimited, UserError
 from plugins.imagine.dispatcher import Dispatcher, Entry, Follower
 from plugins.imagine.files import ImageFiles
-from plugins.imagine.options import Params, check_size, random_seed
-from storage.jobs import ImageJob, JobStore
+from plugins.imagine.options import Params, check_size, random_seed, validate
+from storage.jobs import ImageJob, JobStore, Limits, Refusal
 from storage.models import utcnow
 from workers.api import ImageRequest
 
 log = logging.getLogger(__name__)
 
 GONE = "That image job no longer exists."
+NOT_KEPT = "That image is no longer stored (old images are deleted after a while)."
 VARIATION_STRENGTH = 0.6
 UPSCALE_FACTOR = 2
 UPSCALE_STRENGTH = 0.4  # a "hires fix" keeps the composition and adds detail
@@ -70,10 +75,9 @@ class ImagineService:
         self, who: Requester, params: Params, *, max_pending: int | None = None
     ) -> tuple[ImageJob, Follower]:
         """Admit, store and queue a job; returns it and a follower of its events."""
-        await self._admit(who, params.count, max_pending or self.settings.max_pending_per_user)
-        request_params = await self._request(uuid.uuid4().hex, params)
+        request = await self._request(uuid.uuid4().hex, params)
         job = ImageJob(
-            id=request_params.job_id,
+            id=request.job_id,
             status="queued",
             params=params.to_json(),
             seed=params.seed,
@@ -83,17 +87,21 @@ class ImagineService:
             channel_pk=who.channel_pk,
             created_at=utcnow(),
         )
-        await self.store.create(job)
+        now = datetime.now(UTC)
+        limits = self._limits(now, max_pending or self.settings.max_pending_per_user)
+        refusal = await self.store.admit(job, limits)
+        if refusal is not None:
+            raise _refused(refusal, params.count, now)
         follower = self.dispatcher.follow(job.id)
-        self.dispatcher.enqueue(Entry(job.id, who.server_pk, who.user_pk, request_params))
+        self.dispatcher.enqueue(Entry(job.id, who.server_pk, who.user_pk, request))
         return job, follower
 
     async def recover(self) -> int:
         """Re-enqueue jobs a crash left queued or running; returns how many."""
         recovered = 0
         for job in await self.store.unfinished():
-            if job.status == "running":
-                await self.store.requeue(job.id)
+            if job.status == "running" and not await self.store.requeue(job.id):
+                continue  # it ended meanwhile (another process finished or cancelled it)
             try:
                 request = await self._request(job.id, Params.from_json(job.params))
             except UserError as exc:
@@ -105,28 +113,15 @@ class ImagineService:
             log.info("re-enqueued %d image jobs left over from before", recovered)
         return recovered
 
-    async def _admit(self, who: Requester, count: int, max_pending: int) -> None:
-        pending = await self.store.pending_count(who.server_pk, who.user_pk)
-        if pending >= max_pending:
-            raise RateLimited(
-                f"You already have {pending} image jobs queued (limit {max_pending}). "
-                "Wait until one finishes, or cancel one.",
-                0.0,
-            )
-        quota = self.settings.images_per_day_per_server
-        if quota <= 0:
-            return
-        now = datetime.now(UTC)
-        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        used = await self.store.images_since(who.server_pk, midnight)
-        if used + count > quota:
-            left = (midnight + timedelta(days=1) - now).total_seconds()
-            raise RateLimited(
-                f"This server's daily quota is {quota} images and {used} are used today"
-                f"{f'; you asked for {count}' if count > 1 else ''}. The quota resets at "
-                f"00:00 UTC (in {_duration(left)}).",
-                left,
-            )
+    def _limits(self, now: datetime, max_pending: int) -> Limits:
+        s = self.settings
+        return Limits(
+            since=_midnight(now),
+            max_pending=max_pending,
+            user_per_day=s.images_per_day_per_user,
+            server_per_day=s.images_per_day_per_server,
+            global_per_day=s.images_per_day_global,
+        )
 
     async def _request(self, job_id: str, p: Params) -> ImageRequest:
         """The back-end request of a job (reading its init image, if any)."""
@@ -161,14 +156,15 @@ class ImagineService:
         return job
 
     def reroll(self, job: ImageJob) -> Params:
-        """The same parameters with a new random seed."""
+        """The same parameters with a new random seed (within today's limits)."""
         params = Params.from_json(job.params)
-        return replace(params, seed=random_seed(), parent=job.id, kind="reroll")
+        derived = replace(params, seed=random_seed(), parent=job.id, kind="reroll")
+        return self._within_limits("reroll", derived)
 
     def variations(self, job: ImageJob) -> Params:
-        """img2img from the job's first image with a new seed."""
+        """img2img from the job's first image with a new seed (within today's limits)."""
         params = Params.from_json(job.params)
-        return replace(
+        derived = replace(
             params,
             seed=random_seed(),
             init_image=_first_image(job),
@@ -177,6 +173,7 @@ class ImagineService:
             parent=job.id,
             kind="variation",
         )
+        return self._within_limits("make variations", derived)
 
     def upscale(self, job: ImageJob) -> Params:
         """2× img2img of the job's first image; the doubled size must fit the limits."""
@@ -190,7 +187,7 @@ class ImagineService:
                 f"Cannot upscale: {UPSCALE_FACTOR}× would be {width}×{height}, over the "
                 f"limits ({s.max_width}×{s.max_height} at most, {s.max_pixels} pixels)."
             ) from exc
-        return replace(
+        derived = replace(
             params,
             width=width,
             height=height,
@@ -202,6 +199,18 @@ class ImagineService:
             parent=job.id,
             kind="upscale",
         )
+        return self._within_limits("upscale", derived)
+
+    def _within_limits(self, action: str, params: Params) -> Params:
+        """``params`` if they fit the limits configured now (an admin may have lowered
+        them since the button was sent); else a user error naming the option."""
+        try:
+            validate(self.settings, params)
+        except UserError as exc:
+            raise CommandError(
+                f"Cannot {action}: the limits changed since this image was made; {exc.user_message}"
+            ) from exc
+        return params
 
     async def cancel(self, job: ImageJob, who: Requester) -> str:
         """Cancel a queued or running job of this user (or any job, for an admin)."""
@@ -213,15 +222,49 @@ class ImagineService:
             return f"That image job is already over ({job.status})."
         cancelled = await self.dispatcher.cancel(job.id)
         if not cancelled and not self.dispatcher.is_running(job.id):
-            # Not this process's job (another bot process, or left over): storage decides.
-            await self.store.mark_ended(job.id, "cancelled", "Cancelled.")
+            # Not this process's job (another bot process, or left over): storage decides,
+            # and a job that ended meanwhile stays as it ended.
+            if not await self.store.mark_ended(job.id, "cancelled", "Cancelled."):
+                ended = await self.store.get(job.id)
+                status = ended.status if ended is not None else "deleted"
+                return f"That image job is already over ({status})."
         return "Cancelled."
 
 
 def _first_image(job: ImageJob) -> str:
-    if job.status != "done" or not job.results:
+    if job.status != "done":
         raise CommandError("That image job has no finished image yet.")
+    if not job.results:
+        raise CommandError(NOT_KEPT)
     return job.results[0]
+
+
+_WHOSE = {
+    "user": "Your daily quota",
+    "server": "This server's daily quota",
+    "global": "The daily quota of this bot (for everyone)",
+}
+
+
+def _refused(refusal: Refusal, count: int, now: datetime) -> RateLimited:
+    """The user's reply for a job that breaks a limit, naming the limit."""
+    if refusal.limit == "pending":
+        return RateLimited(
+            f"You already have {refusal.used} image jobs queued (limit {refusal.allowed}). "
+            "Wait until one finishes, or cancel one.",
+            0.0,
+        )
+    left = (_midnight(now) + timedelta(days=1) - now).total_seconds()
+    return RateLimited(
+        f"{_WHOSE[refusal.limit]} is {refusal.allowed} images and {refusal.used} are used "
+        f"today{f'; you asked for {count}' if count > 1 else ''}. The quota resets at "
+        f"00:00 UTC (in {_duration(left)}).",
+        left,
+    )
+
+
+def _midnight(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _duration(seconds: float) -> str:

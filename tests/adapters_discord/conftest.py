@@ -3,6 +3,7 @@
 ``bot`` starts a ``FakeDiscord`` on loopback with one guild (#general, a thread, an admin
 and a member), an App whose chat model is scripted, the ``poll`` test plugin, and a
 ``DiscordAdapter`` pointed at the fake; it is ready and has synced the guild's commands.
+Stories that draw override ``image_backend`` with the fake image back end.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bot.config import DiscordSettings, LimitsSettings, PluginsSettings, Setting
 from bot.plugins import Source
 from tests.discord_fake import Channel, FakeDiscord, Guild, Member
 from tests.fakes import ScriptedChatModel, script
+from workers.api import ImageBackend
 
 WAIT_S = 5.0
 
@@ -81,7 +83,15 @@ def model() -> ScriptedChatModel:
 
 
 @pytest.fixture
-async def bot(settings: Settings, model: ScriptedChatModel) -> AsyncIterator[Bot]:
+def image_backend() -> ImageBackend | None:
+    """The image back end the app gets (None: the configured one); image stories bring a fake."""
+    return None
+
+
+@pytest.fixture
+async def bot(
+    settings: Settings, model: ScriptedChatModel, image_backend: ImageBackend | None
+) -> AsyncIterator[Bot]:
     """The whole bot on a fake Discord, connected and with the guild's commands synced."""
     async with FakeDiscord() as fake:
         guild = fake.add_guild("Atelier Lab")
@@ -91,7 +101,7 @@ async def bot(settings: Settings, model: ScriptedChatModel) -> AsyncIterator[Bot
         settings.discord.api_base = fake.api_base
         settings.discord.gateway_url = fake.gateway_url
         settings.discord.token = SecretStr(fake.token)
-        app = await App.start(settings, chat_model=model)
+        app = await App.start(settings, chat_model=model, image_backend=image_backend)
         await _load_poll_plugin(app)
         adapter = DiscordAdapter(app, settings.discord, guild_ready_timeout=0.05)
         try:

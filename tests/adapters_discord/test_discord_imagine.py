@@ -10,7 +10,6 @@ away from the agent.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +19,6 @@ from storage.jobs import JobStore
 from tests.adapters_discord.conftest import Bot
 from tests.adapters_discord.test_discord_stories import EPHEMERAL, answered, reply_to
 from tests.discord_fake import Interaction
-from tests.imagine import fake_backend
 from tests.imagine.fake_backend import FakeImageBackend
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -29,15 +27,20 @@ ORIGINAL = "/webhooks/*/messages/@original"
 
 
 @pytest.fixture
-def images(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeImageBackend]:
-    """The image back end the bot's imagine plugin gets (the plugin's one test seam)."""
-    with fake_backend.installed(monkeypatch) as backend:
-        yield backend
+def images() -> FakeImageBackend:
+    """The image back end the bot's imagine plugin gets."""
+    return FakeImageBackend()
 
 
 @pytest.fixture
-def settings(settings: Settings, images: FakeImageBackend) -> Settings:
-    """The Discord stories' settings, small images, and the fake back end installed."""
+def image_backend(images: FakeImageBackend) -> FakeImageBackend:
+    """The ``bot`` fixture starts the app with this back end."""
+    return images
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The Discord stories' settings, with small images."""
     settings.imagine = ImagineSettings(
         default_width=64, default_height=64, default_steps=4, max_batch=1
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ from bot.events import Buttons, CommandEvent, Event, ReplyPart
 from storage.jobs import ImageJob, JobStore
 from tests.core.conftest import collect, origin
 from tests.fakes import ScriptedChatModel, script
-from tests.imagine import fake_backend
 from tests.imagine.fake_backend import FakeImageBackend
 from tests.storage.conftest import (  # noqa: F401  (the storage stories' two-backend fixtures)
     backend_url,
@@ -46,10 +45,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeImageBackend]:
-    """The back end the next App gets (through the plugin's one test seam)."""
-    with fake_backend.installed(monkeypatch) as backend:
-        yield backend
+def fake() -> FakeImageBackend:
+    """The image back end the ``app`` gets (pass it to ``App.start`` as ``image_backend``)."""
+    return FakeImageBackend()
 
 
 @pytest.fixture
@@ -63,7 +61,7 @@ async def app(
     settings: Settings, fake: FakeImageBackend, model: ScriptedChatModel
 ) -> AsyncIterator[App]:
     """A started bot whose imagine plugin uses ``fake``."""
-    started = await App.start(settings, chat_model=model)
+    started = await App.start(settings, chat_model=model, image_backend=fake)
     try:
         yield started
     finally:

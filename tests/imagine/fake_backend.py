@@ -2,23 +2,19 @@
 
 It makes small solid-colour PNGs whose colour follows the seed (so equal seeds give equal
 files), reports every step, and can be told to hold jobs (after the first step, so they
-count as running), to fail them, or to go slowly. The plugin gets it through its one test
-seam: ``ATELIER_IMAGINE_BACKEND_FACTORY=tests.imagine.fake_backend:create``.
+count as running), to fail them, or to go slowly. A test hands it to the app:
+``App.start(settings, chat_model=..., image_backend=FakeImageBackend())``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from PIL import Image
 
-from bot.config import ImagineSettings
 from workers.api import (
     Failed,
     Finished,
@@ -29,40 +25,6 @@ from workers.api import (
     Started,
     Step,
 )
-
-FACTORY = "tests.imagine.fake_backend:create"
-_installed: list[FakeImageBackend] = []
-
-
-def install(backend: FakeImageBackend) -> None:
-    """The next ``create`` call returns ``backend`` (one call per installed back end)."""
-    _installed.append(backend)
-
-
-def uninstall_all() -> None:
-    """Forget back ends installed and not yet used."""
-    _installed.clear()
-
-
-@contextlib.contextmanager
-def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeImageBackend]:
-    """Point the imagine plugin's one test seam at a fresh fake, for one test."""
-    from plugins.imagine import BACKEND_FACTORY_ENV
-
-    backend = FakeImageBackend()
-    monkeypatch.setenv(BACKEND_FACTORY_ENV, FACTORY)
-    install(backend)
-    try:
-        yield backend
-    finally:
-        uninstall_all()
-
-
-def create(settings: ImagineSettings, model_path: Path) -> FakeImageBackend:
-    """The factory the plugin calls: the next installed back end, or a fresh one."""
-    backend = _installed.pop(0) if _installed else FakeImageBackend()
-    backend.model_path = model_path
-    return backend
 
 
 def solid_png(seed: int, width: int, height: int) -> bytes:
@@ -89,7 +51,6 @@ class FakeImageBackend:
         self.hold = hold
         self.fail = fail
         self.step_delay = step_delay
-        self.model_path: Path | None = None
         self.submitted: list[ImageRequest] = []
         self.cancelled: list[str] = []
         self.started = False
@@ -98,8 +59,9 @@ class FakeImageBackend:
         self._cancelled: set[str] = set()
 
     async def start(self) -> None:
-        """Nothing to start."""
+        """Nothing to start (a closed fake may start again: the plugin can be reloaded)."""
         self.started = True
+        self.closed = False
 
     async def close(self) -> None:
         """Jobs still waiting end as failed."""

@@ -13,7 +13,6 @@ from bot.config import Settings
 from bot.events import Image, MessageEvent, Progress, Text
 from tests.core.conftest import collect, origin, say
 from tests.fakes import ScriptedChatModel, script, tool_call
-from tests.imagine import fake_backend
 from tests.imagine.conftest import pending_job, run, start, status_becomes, stored, until
 from tests.imagine.fake_backend import FakeImageBackend
 
@@ -24,7 +23,7 @@ async def test_the_agent_draws_through_the_same_queue_and_shows_the_image(
     model = ScriptedChatModel(
         messages=script(tool_call("generate_image", prompt="a cat", seed=5), "Here you go.")
     )
-    async with await App.start(settings, chat_model=model) as app:
+    async with await App.start(settings, chat_model=model, image_backend=fake) as app:
         parts = await collect(app, MessageEvent(origin(), "draw me a cat"))
         schema = app.services.plugins.loaded["imagine"].tools[0].schema.model_json_schema()
     assert list(schema["properties"]) == ["prompt", "width", "height", "seed"]
@@ -43,7 +42,7 @@ async def test_the_tool_reports_bad_sizes_to_the_model(
     model = ScriptedChatModel(
         messages=script(tool_call("generate_image", prompt="a cat", width=100), "Sorry.")
     )
-    async with await App.start(settings, chat_model=model) as app:
+    async with await App.start(settings, chat_model=model, image_backend=fake) as app:
         assert await say(app, "draw a wide cat") == "Sorry."
     assert model.seen[1][-1].content == (
         "error: the tool generate_image failed: option width: 100 is not a multiple of 8 "
@@ -71,7 +70,7 @@ async def test_jobs_left_pending_by_a_crash_run_after_a_restart(
 ) -> None:
     fake.hold = True
     async with await App.start(
-        settings, chat_model=ScriptedChatModel(messages=script("ok"))
+        settings, chat_model=ScriptedChatModel(messages=script("ok")), image_backend=fake
     ) as app:
         running = start(app, "/imagine first", channel="c1")
         second = start(app, "/imagine second", channel="c2")
@@ -86,9 +85,8 @@ async def test_jobs_left_pending_by_a_crash_run_after_a_restart(
     assert fake.closed
 
     after = FakeImageBackend()
-    fake_backend.install(after)
     async with await App.start(
-        settings, chat_model=ScriptedChatModel(messages=script("ok"))
+        settings, chat_model=ScriptedChatModel(messages=script("ok")), image_backend=after
     ) as app:
         for job_id in ids:
             await status_becomes(app, job_id, "done")

@@ -80,6 +80,10 @@ async def test_progress_is_throttled_to_a_few_parts_per_second(
         ('/imagine "   "', "option prompt: must not be empty"),
         ("/imagine " + "x" * 1001, "option prompt: 1001 characters; at most 1000"),
         (
+            "/imagine cat --negative " + "x" * 1001,
+            "option negative: 1001 characters; at most 1000",
+        ),
+        (
             "/imagine cat --width 100",
             "option width: 100 is not a multiple of 8 (allowed 8 to 512 in steps of 8)",
         ),

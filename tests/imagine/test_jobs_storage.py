@@ -1,26 +1,33 @@
-"""Stories of the ``image_jobs`` table on SQLite and PostgreSQL (migration 0002)."""
+"""Stories of the ``image_jobs`` table on SQLite and PostgreSQL (migrations 0002, 0003).
+
+Admission counts and inserts atomically (concurrent requests never overshoot a limit) and
+a job's status only moves forward.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.events import Origin
 from storage import Storage
-from storage.jobs import ImageJob, JobStore
+from storage.jobs import ImageJob, JobStore, LimitName, Limits, Refusal
 from storage.models import utcnow
 
 
-async def _revision_and_columns(url: str) -> tuple[list[str], set[str]]:
-    def look(conn: Connection) -> tuple[list[str], set[str]]:
+async def _revision_columns_indexes(url: str) -> tuple[list[str], set[str], set[str]]:
+    def look(conn: Connection) -> tuple[list[str], set[str], set[str]]:
         revisions = [
             row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))
         ]
         columns = {c["name"] for c in inspect(conn).get_columns("image_jobs")}
-        return revisions, columns
+        indexes = {str(i["name"]) for i in inspect(conn).get_indexes("image_jobs")}
+        return revisions, columns, indexes
 
     engine = create_async_engine(url)
     try:
@@ -28,6 +35,9 @@ async def _revision_and_columns(url: str) -> tuple[list[str], set[str]]:
             return await conn.run_sync(look)
     finally:
         await engine.dispose()
+
+
+_MIDNIGHT = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _job(job_id: str, server_pk: int, user_pk: int, channel_pk: int, **kw: object) -> ImageJob:
@@ -46,13 +56,18 @@ def _job(job_id: str, server_pk: int, user_pk: int, channel_pk: int, **kw: objec
     return ImageJob(**values)  # type: ignore[arg-type]
 
 
-async def test_migration_0002_creates_image_jobs(database_url: str) -> None:
+async def test_migrations_create_image_jobs_with_its_quota_indexes(database_url: str) -> None:
     storage = await Storage.open(database_url)
     await storage.close()
-    revisions, columns = await _revision_and_columns(database_url)
-    assert revisions == ["0002"]
+    revisions, columns, indexes = await _revision_columns_indexes(database_url)
+    assert revisions == ["0003"]
     assert {"id", "status", "params", "seed", "server_id", "user_id", "channel_id"} <= columns
     assert {"results", "sha256", "worker", "error", "started_at", "finished_at"} <= columns
+    assert {
+        "ix_image_jobs_server_id_created_at",  # the per-server quota (0002)
+        "ix_image_jobs_user_id_created_at",  # the per-user quota (0003)
+        "ix_image_jobs_created_at",  # the global quota and retention (0003)
+    } <= indexes
 
 
 async def test_a_job_row_goes_from_queued_to_done_and_counts_for_quotas(
@@ -68,7 +83,9 @@ async def test_a_job_row_goes_from_queued_to_done_and_counts_for_quotas(
         await store.create(_job("b" * 32, *where, status="done", created_at=yesterday))
         assert await store.pending_count(ids.server_pk, ids.user_pk) == 1
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        assert await store.images_since(ids.server_pk, today) == 2
+        assert await store.images_since(today, server_pk=ids.server_pk) == 2
+        assert await store.images_since(today, user_pk=ids.user_pk) == 2
+        assert await store.images_since(today) == 2
 
         await store.mark_running("a" * 32, "gpu-0")
         await store.mark_done("a" * 32, "gpu-0", ["/x/a-0.png", "/x/a-1.png"], ["d0", "d1"])
@@ -79,9 +96,86 @@ async def test_a_job_row_goes_from_queued_to_done_and_counts_for_quotas(
         assert job.created_at.tzinfo is not None
         assert await store.pending_count(ids.server_pk, ids.user_pk) == 0
         assert [j.id for j in await store.unfinished()] == []
-        assert await store.images_since(ids.server_pk, today) == 2
+        assert await store.images_since(today, server_pk=ids.server_pk) == 2
 
-        await store.mark_ended("a" * 32, "failed", "boom")
-        assert await store.images_since(ids.server_pk, today) == 0  # failed images are free
+        await store.create(_job("c" * 32, *where))
+        assert await store.images_since(today, user_pk=ids.user_pk) == 4
+        assert await store.mark_ended("c" * 32, "failed", "boom")
+        assert await store.images_since(today, user_pk=ids.user_pk) == 2  # failed: free
+    finally:
+        await storage.close()
+
+
+async def test_a_status_only_moves_forward(
+    database_url: str, make_origin: Callable[..., Origin]
+) -> None:
+    storage = await Storage.open(database_url)
+    try:
+        ids = await storage.identify(make_origin())
+        store = JobStore(storage)
+        where = (ids.server_pk, ids.user_pk, ids.channel_pk)
+        await store.create(_job("a" * 32, *where))
+        assert await store.mark_running("a" * 32, "gpu-0")
+        assert await store.mark_ended("a" * 32, "cancelled", "Cancelled.")
+        # the worker's late answers change nothing: cancelled stays cancelled
+        assert not await store.mark_done("a" * 32, "gpu-0", ["/x/a-0.png"], ["d0"])
+        assert not await store.mark_ended("a" * 32, "failed", "boom")
+        assert not await store.mark_running("a" * 32, "gpu-1")
+        assert not await store.requeue("a" * 32)
+        job = await store.get("a" * 32)
+        assert job is not None and (job.status, job.error, job.results) == (
+            "cancelled",
+            "Cancelled.",
+            (),
+        )
+        assert job.worker == "gpu-0"
+
+        await store.create(_job("b" * 32, *where))
+        assert not await store.requeue("b" * 32)  # only a running job goes back to queued
+        assert await store.mark_done("b" * 32, "gpu-0", ["/x/b-0.png"], ["d0"])
+        assert not await store.mark_ended("b" * 32, "cancelled", "Cancelled.")
+        done = await store.get("b" * 32)
+        assert done is not None and (done.status, done.results) == ("done", ("/x/b-0.png",))
+    finally:
+        await storage.close()
+
+
+# Five requests at once, each for one image, against a limit of three (the others 0: off).
+# Who asks: one user in one server, one user in five servers (a DM is a server of its
+# own), five users in one server, five users in five servers.
+CONCURRENT = [
+    pytest.param("pending", Limits(_MIDNIGHT, max_pending=3), "same", "same", id="pending"),
+    pytest.param("user", Limits(_MIDNIGHT, user_per_day=3), "same", "each", id="user"),
+    pytest.param("server", Limits(_MIDNIGHT, server_per_day=3), "each", "same", id="server"),
+    pytest.param("global", Limits(_MIDNIGHT, global_per_day=3), "each", "each", id="global"),
+]
+
+
+@pytest.mark.parametrize(("limit", "limits", "users", "servers"), CONCURRENT)
+async def test_five_concurrent_requests_against_a_limit_of_three_admit_exactly_three(
+    database_url: str,
+    make_origin: Callable[..., Origin],
+    limit: LimitName,
+    limits: Limits,
+    users: str,
+    servers: str,
+) -> None:
+    storage = await Storage.open(database_url)
+    try:
+        store = JobStore(storage)
+        jobs = []
+        for n in range(5):
+            ids = await storage.identify(
+                make_origin(
+                    user="ada" if users == "same" else f"user{n}",
+                    server="guild-1" if servers == "same" else f"dm:{n}",
+                )
+            )
+            jobs.append(_job(f"{n:032x}", ids.server_pk, ids.user_pk, ids.channel_pk, count=1))
+        answers = await asyncio.gather(*(store.admit(job, limits) for job in jobs))
+        refused = [answer for answer in answers if answer is not None]
+        assert answers.count(None) == 3 and refused == [Refusal(limit, 3, 3)] * 2
+        admitted = [job.id for job, answer in zip(jobs, answers, strict=True) if answer is None]
+        assert sorted(j.id for j in await store.unfinished()) == sorted(admitted)
     finally:
         await storage.close()

@@ -1,4 +1,4 @@
-"""Stories of fairness, pending limits and daily quotas."""
+"""Stories of fairness, pending limits and daily quotas (per user, server and bot)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import asyncio
 
 from bot.app import App
 from bot.config import Settings
-from bot.events import Error
+from bot.events import Buttons, Error
 from plugins.imagine.queue import FairQueue
+from storage.jobs import JobStore
+from tests.fakes import ScriptedChatModel
 from tests.imagine.conftest import pending_job, run, start, until
 from tests.imagine.fake_backend import FakeImageBackend
 
@@ -108,3 +110,56 @@ async def test_a_server_over_its_daily_quota_is_told_when_it_resets(
     assert (await run(app, "/imagine c"))[-1] != refused[0]  # one more still fits
     assert isinstance((await run(app, "/imagine d"))[-1], Error)
     assert not isinstance((await run(app, "/imagine e", server="s2"))[-1], Error)
+
+
+async def test_five_concurrent_imagines_from_one_user_admit_exactly_the_pending_limit(
+    settings: Settings, fake: FakeImageBackend, model: ScriptedChatModel, database_url: str
+) -> None:
+    settings.storage.url = database_url  # SQLite, then the real PostgreSQL
+    settings.imagine.max_pending_per_user = 3
+    fake.hold = True
+    async with await App.start(settings, chat_model=model, image_backend=fake) as app:
+        tasks = [start(app, f"/imagine cat {n}", channel=f"c{n}") for n in range(5)]
+        await until(lambda: sum(t.done() for t in tasks) == 2)
+        refused = [t for t in tasks if t.done()]
+        assert [await t for t in refused] == [[PENDING_REFUSAL]] * 2
+        assert len(await JobStore(app.services.storage).unfinished()) == 3
+        fake.release()
+        admitted = await asyncio.gather(*(t for t in tasks if t not in refused))
+    assert all(isinstance(parts[-1], Buttons) for parts in admitted)
+    assert len(admitted) == 3 and len(fake.submitted) == 3
+
+
+PENDING_REFUSAL = Error(
+    "You already have 3 image jobs queued (limit 3). Wait until one finishes, or cancel one."
+)
+
+
+async def test_a_user_over_their_daily_quota_is_refused_in_every_server_and_dm(
+    app: App, fake: FakeImageBackend
+) -> None:
+    app.services.settings.imagine.images_per_day_per_user = 3
+    await run(app, "/imagine a --count 2")  # in server s1
+    refused = await run(app, "/imagine b --count 2", server="dm:u1")  # their DM
+    assert len(refused) == 1 and isinstance(refused[0], Error)
+    assert refused[0].message.startswith(
+        "Your daily quota is 3 images and 2 are used today; you asked for 2. "
+        "The quota resets at 00:00 UTC (in "
+    )
+    assert not isinstance((await run(app, "/imagine c", server="dm:u1"))[-1], Error)
+    assert isinstance((await run(app, "/imagine d", server="s3"))[-1], Error)
+    assert not isinstance((await run(app, "/imagine e", user="u2"))[-1], Error)
+    assert len(fake.submitted) == 3
+
+
+async def test_the_bots_global_daily_quota_covers_everybody(
+    app: App, fake: FakeImageBackend
+) -> None:
+    app.services.settings.imagine.images_per_day_global = 2
+    await run(app, "/imagine a", user="u1")
+    await run(app, "/imagine b", user="u2", server="s2")
+    refused = await run(app, "/imagine c", user="u3", server="s3")
+    assert len(refused) == 1 and isinstance(refused[0], Error)
+    assert refused[0].message.startswith(
+        "The daily quota of this bot (for everyone) is 2 images and 2 are used today. "
+    )
