@@ -9,6 +9,7 @@ is shortened, never a crash. This module must not know about platforms or plugin
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -22,6 +23,7 @@ from langchain_core.messages import (
     BaseMessage,
     HumanMessage,
     SystemMessage,
+    ToolCall,
     ToolMessage,
 )
 from langchain_core.runnables import RunnableConfig
@@ -82,9 +84,12 @@ class Agent:
         by_name = {tool.name: tool for tool in turn.tools}
         pieces: list[str] = []
         results: list[str] = []  # what the tools said, for an answer the model never gave
+        done: set[str] = set()  # calls already run this turn
+        answer_now = False
         key = str(turn.identity.server_pk)
         for step in range(agent.max_steps):
-            model = bound if step < agent.max_steps - 1 else self.model
+            last = step == agent.max_steps - 1
+            model = self.model if last or answer_now else bound
             calls: list[AIMessageChunk] = []  # only chunks with tool-call data are merged
             step_text: list[str] = []
             async for chunk in model.astream(messages, fairness_key=key):
@@ -98,8 +103,15 @@ class Agent:
             reply = _merge(calls)
             if reply is None or not reply.tool_calls:
                 break
-            messages.append(AIMessage(content="".join(step_text), tool_calls=reply.tool_calls))
-            for call in reply.tool_calls:
+            fresh = [call for call in reply.tool_calls if _call_key(call) not in done]
+            if not fresh:
+                # Small models repeat the same call instead of answering: the next step
+                # gets no tools and answers from the results it already has.
+                answer_now = True
+                continue
+            done.update(_call_key(call) for call in fresh)
+            messages.append(AIMessage(content="".join(step_text), tool_calls=fresh))
+            for call in fresh:
                 yield Progress(f"using {call['name']}")
                 result = await self._call_tool(by_name, call["name"], call["args"], turn)
                 if isinstance(result, ToolResult):
@@ -192,6 +204,7 @@ def honest_answer(text: str, tool_results: Sequence[str]) -> str:
     if answer:
         return answer
     useful = [r for r in tool_results if r.strip() and not r.startswith("error:")]
+    useful = list(dict.fromkeys(useful))  # once each
     if useful:
         return "I did not finish an answer; the tools returned:\n" + "\n".join(useful)
     return "Sorry, I could not come up with an answer to that."
@@ -205,6 +218,11 @@ def _merge(chunks: list[AIMessageChunk]) -> AIMessageChunk | None:
     for chunk in chunks[1:]:
         merged = merged + chunk
     return merged
+
+
+def _call_key(call: ToolCall) -> str:
+    """A tool call's identity within a turn: its name and arguments."""
+    return json.dumps([call["name"], call["args"]], sort_keys=True, default=str)
 
 
 def _estimate(text: str) -> int:

@@ -49,6 +49,8 @@ NATIVE_FORMATS = frozenset(
     {"chatml-function-calling", "functionary", "functionary-v1", "functionary-v2"}
 )
 CHOICE_MAX_TOKENS = 32
+ARGS_MAX_TOKENS = 256
+"""The arguments step's own budget: a short answer limit must not cut a call's JSON."""
 
 Mode = Literal["native", "grammar"]
 
@@ -364,9 +366,7 @@ class GrammarToolChatModel(BaseChatModel):
         if choice == ANSWER:
             return None
         tool = next(t for t in call.tools if tool_name(t) == choice)
-        args = await self._constrained(
-            call, args_note(tool), args_schema(tool), call.params["max_tokens"]
-        )
+        args = await self._constrained(call, args_note(tool), args_schema(tool), ARGS_MAX_TOKENS)
         return tool_call_message("", [(choice, args, None)])
 
     async def _constrained(

@@ -5,12 +5,17 @@ overhead: the same job (prompt, size, steps, cfg, seed, scheduler) (a) as a dire
   ``/imagine`` through the router, the plugin's queue and storage, and the local worker
   process (which owns the model); alternating runs, medians. The model is a larger
   random-weights SD 1.x pipeline built offline, sized so one image takes seconds here.
-batching: 8 concurrent same-size ``/imagine`` from 8 users, with ``max_batch`` 8 vs 1.
+batching: 8 concurrent same-size ``/imagine`` from 8 users (``--batch-size`` pixels,
+  ``--batch-steps``), each round once with ``max_batch`` 1 and once with 8, on a fresh
+  bot and worker each; ``--repeats`` rounds. ``batch_speedup`` is the median over the
+  rounds of (batched images/s) / (one-at-a-time images/s), the rounds' own values are in
+  ``batch_speedup_runs``; ``images_per_s_*`` are medians.
 
-    .venv/bin/python bench/imagine.py [--runs 3] [--size 256] [--steps 20]
+    .venv/bin/python bench/imagine.py [--runs 3] [--size 256] [--steps 20] [--repeats 3]
+        [--batch-size 128] [--batch-steps 10]
 
-Final line: RESULT {"ratio_overhead": ..., "batch_speedup": ..., "images_per_s_seq": ...,
-"images_per_s_batched": ...}
+Final line: RESULT {"ratio_overhead": ..., "batch_speedup": ..., "batch_speedup_runs": [...],
+"images_per_s_seq": ..., "images_per_s_batched": ...}
 """
 
 from __future__ import annotations
@@ -123,28 +128,44 @@ async def _overhead(tmp: Path, model: Path, runs: int, size: int, steps: int) ->
     }
 
 
-async def _throughput(tmp: Path, model: Path, max_batch: int, size: int, steps: int) -> float:
-    async with await _start(_settings(tmp / f"batch{max_batch}", model, max_batch, 200)) as app:
+async def _throughput(data_dir: Path, model: Path, max_batch: int, size: int, steps: int) -> float:
+    """Images per second for 8 concurrent same-size /imagine on a fresh bot and worker."""
+    async with await _start(_settings(data_dir, model, max_batch, 200)) as app:
         await _bot_run(app, "warm", size, steps, 1)
         start = time.perf_counter()
         await asyncio.gather(*(_bot_run(app, f"user{i}", size, steps, i) for i in range(8)))
         return 8 / (time.perf_counter() - start)
 
 
-async def main(runs: int, size: int, steps: int, batch_size: int, batch_steps: int) -> dict:
+async def _batching(tmp: Path, model: Path, repeats: int, size: int, steps: int) -> dict[str, Any]:
+    seq, batched = [], []
+    for round_ in range(repeats):  # alternating, so drift on a busy machine hits both
+        seq.append(await _throughput(tmp / f"seq{round_}", model, 1, size, steps))
+        batched.append(await _throughput(tmp / f"batched{round_}", model, 8, size, steps))
+    speedups = [b / s for s, b in zip(seq, batched, strict=True)]
+    return {
+        "batch_speedup": round(statistics.median(speedups), 3),
+        "batch_speedup_runs": [round(x, 3) for x in speedups],
+        "images_per_s_seq": round(statistics.median(seq), 3),
+        "images_per_s_batched": round(statistics.median(batched), 3),
+    }
+
+
+async def main(
+    runs: int, size: int, steps: int, repeats: int, batch_size: int, batch_steps: int
+) -> dict[str, Any]:
+    """Build the bench model, measure overhead then batching, return the RESULT."""
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         model = await asyncio.to_thread(build_tiny_sd, tmp / "bench-sd", size="bench")
         result = await _overhead(tmp, model, runs, size, steps)
-        seq = await _throughput(tmp, model, 1, batch_size, batch_steps)
-        batched = await _throughput(tmp, model, 8, batch_size, batch_steps)
+        result.update(await _batching(tmp, model, repeats, batch_size, batch_steps))
     result.update(
         {
-            "batch_speedup": round(batched / seq, 3),
-            "images_per_s_seq": round(seq, 3),
-            "images_per_s_batched": round(batched, 3),
+            "runs": runs,
             "size": size,
             "steps": steps,
+            "repeats": repeats,
             "batch_size_px": batch_size,
             "batch_steps": batch_steps,
         }
@@ -157,8 +178,11 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3, help="batching rounds")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--batch-steps", type=int, default=10)
     args = parser.parse_args()
-    outcome = asyncio.run(main(args.runs, args.size, args.steps, args.batch_size, args.batch_steps))
+    outcome = asyncio.run(
+        main(args.runs, args.size, args.steps, args.repeats, args.batch_size, args.batch_steps)
+    )
     print("RESULT " + json.dumps(outcome))

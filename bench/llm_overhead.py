@@ -1,18 +1,34 @@
-"""What the bot adds around the LLM: raw llama-cpp-python vs the full console path.
+"""What a chat turn costs a user over the bare model: raw llama-cpp-python vs the bot.
 
-Same prompt, greedy sampling, same ``max_tokens``, alternating runs in one process on one
-loaded model:
-  (a) raw: ``Llama.create_chat_completion(stream=True)`` with exactly the messages the bot
-      would send for this turn;
+One process, one loaded model (the configured default: the bundled SmolLM2-135M unless
+``llm.model_path`` says otherwise), greedy sampling, the same ``max_tokens``. Each of
+``--runs`` rounds runs, in this order:
+  (a) raw: ``Llama.create_chat_completion(stream=True)`` of exactly the messages the bot
+      builds for this turn: one plain completion, no tools;
   (b) bot: a console ``MessageEvent`` through the router (identify, guards, plugin lookup),
-      the agent (history from storage, budget, streaming) and storage writes.
-The KV cache is reset before every run so both pay full prompt evaluation. The tool
-plugins (calculator, imagine) are off in the benchmark server: grammar tool selection is a
-deliberate extra model call; the run with the calculator on is ``ratio_total_with_tools``.
+      the agent (history from storage, budget, streaming) and storage writes, with the
+      DEFAULT plugin enablement, so the model is offered the default tools
+      (``calculate``, ``generate_image``) as in a real turn. In grammar tool mode (every
+      chat format without native tool calls, ChatML included) that is an extra
+      constrained model call that picks a tool or "answer" before the reply: part of what
+      a user waits for, so part of the measurement;
+  (c) bot, tools off: the same on a second server, identical prompt, where calculator and
+      imagine are disabled: what the core costs without the tool-choice step.
+The KV cache is reset before every run so all pay full prompt evaluation. Ratios are
+medians of (b) or (c) over the median of (a).
 
-    .venv/bin/python bench/llm_overhead.py [--runs 5] [--max-tokens 64]
+The prompt needs no tool (``--prompt`` to try others). A small model may call one anyway;
+such runs are kept in the medians and counted in ``tool_calls_in_bot_runs`` (by tool
+name, over all runs) and ``images_in_bot_runs``, never dropped. So that a stray
+``generate_image`` stays cheap, the imagine plugin uses the bundled demo model at 64x64
+pixels, 2 steps (built on first use, inside that run's time). No setting here changes
+the prompt.
 
-Final line: RESULT {"ratio_total": ..., "ratio_ttft": ..., "raw_tok_s": ..., "bot_tok_s": ...}
+    .venv/bin/python bench/llm_overhead.py [--runs 5] [--max-tokens 64] [--prompt TEXT]
+
+Final line: RESULT {"ratio_total": ..., "ratio_ttft": ..., "ratio_total_tools_off": ...,
+"ratio_ttft_tools_off": ..., "same_output": ..., "tool_calls_in_bot_runs": {...}, ...}
+(``ratio_*``: bot time over raw time, 1.0 = free; ``*_s`` in seconds, medians.)
 """
 
 from __future__ import annotations
@@ -24,6 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +50,28 @@ from agents.agent import Turn
 from agents.messages import to_openai_messages
 from bot.app import App
 from bot.config import Settings
-from bot.events import CommandEvent, MessageEvent, Origin, Text, TextDelta
+from bot.events import CommandEvent, Image, MessageEvent, Origin, Progress, Text, TextDelta
 
-PROMPT = "Write three sentences about the sea."
+# Needs no tool, and the bundled SmolLM2-135M's choice step picks "answer" for it (it
+# picks ``calculate`` for many other plain prompts, e.g. "Write three sentences about
+# the sea."; try them with --prompt).
+PROMPT = "Write a short poem about friendship."
+TOOL_PLUGINS = ("calculator", "imagine")
+# What a stray generate_image call may cost: the demo model, 64x64 pixels at most, 2 steps.
+TINY_IMAGES = {
+    "default_width": 64,
+    "default_height": 64,
+    "max_width": 64,
+    "max_height": 64,
+    "default_steps": 2,
+}
+
+
+def _origin(server_id: str) -> Origin:
+    # Same names on both servers: the system prompt (which names them) is identical.
+    return Origin(
+        "console", server_id, "console", "bencher", user_name="bencher", server_name="bench"
+    )
 
 
 def _raw_run(llama: Any, messages: list[dict[str, Any]], max_tokens: int) -> dict[str, Any]:
@@ -54,76 +90,107 @@ def _raw_run(llama: Any, messages: list[dict[str, Any]], max_tokens: int) -> dic
     return {"total": end - start, "ttft": (first or end) - start, "text": "".join(pieces)}
 
 
-async def _bot_run(app: App, origin: Origin, llama: Any) -> dict[str, Any]:
+async def _bot_run(app: App, origin: Origin, prompt: str) -> dict[str, Any]:
     async for _ in app.router.handle(CommandEvent(origin, "forget")):
         pass
-    llama.reset()
+    engine = app.services.chat_model.engine  # type: ignore[attr-defined]
+    engine.llama.reset()
     start = time.perf_counter()
     first = None
     answer = ""
-    async for part in app.router.handle(MessageEvent(origin, PROMPT)):
+    tools: list[str] = []
+    images = 0
+    async for part in app.router.handle(MessageEvent(origin, prompt)):
         if isinstance(part, TextDelta) and part.text and first is None:
             first = time.perf_counter()
         elif isinstance(part, Text):
             answer = part.text
+        elif isinstance(part, Progress) and part.label.startswith("using "):
+            tools.append(part.label.removeprefix("using "))  # the agent's per-call notice
+        elif isinstance(part, Image):
+            images += 1
     end = time.perf_counter()
-    return {"total": end - start, "ttft": (first or end) - start, "text": answer}
-
-
-async def _measure(app: App, origin: Origin, runs: int, max_tokens: int) -> dict[str, Any]:
-    engine = app.services.chat_model.engine  # type: ignore[attr-defined]
-    identity = await app.services.storage.identify(origin)
-    messages, _ = app.router.agent.context(Turn(origin, identity, PROMPT, [], None), [])
-    raw_messages = to_openai_messages(messages, native=False)
-    raw, bot = [], []
-    await asyncio.to_thread(_raw_run, engine.llama, raw_messages, max_tokens)  # warm-up
-    await _bot_run(app, origin, engine.llama)
-    for _ in range(runs):
-        raw.append(await asyncio.to_thread(_raw_run, engine.llama, raw_messages, max_tokens))
-        bot.append(await _bot_run(app, origin, engine.llama))
-    tokens = engine.count_tokens(bot[-1]["text"])
-    raw_total = statistics.median(r["total"] for r in raw)
-    bot_total = statistics.median(r["total"] for r in bot)
     return {
-        "ratio_total": round(bot_total / raw_total, 4),
-        "ratio_ttft": round(
-            statistics.median(r["ttft"] for r in bot) / statistics.median(r["ttft"] for r in raw),
-            4,
-        ),
-        "raw_tok_s": round(engine.count_tokens(raw[-1]["text"]) / raw_total, 1),
-        "bot_tok_s": round(tokens / bot_total, 1),
-        "raw_s": round(raw_total, 3),
-        "bot_s": round(bot_total, 3),
-        "same_output": raw[-1]["text"].strip() == bot[-1]["text"].strip(),
-        "completion_tokens": tokens,
+        "total": end - start,
+        "ttft": (first or end) - start,
+        "text": answer,
+        "tools": tools,
+        "images": images,
     }
 
 
-async def main(runs: int, max_tokens: int) -> dict[str, Any]:
+async def _raw_messages(app: App, origin: Origin, prompt: str) -> list[dict[str, Any]]:
+    """The messages the bot sends for this turn, as the chat template receives them."""
+    identity = await app.services.storage.identify(origin)
+    messages, _ = app.router.agent.context(Turn(origin, identity, prompt, [], None), [])
+    native = app.services.chat_model.mode == "native"  # type: ignore[attr-defined]
+    return to_openai_messages(messages, native=native)
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def _ratios(bot: list[dict[str, Any]], raw: list[dict[str, Any]], suffix: str) -> dict[str, Any]:
+    return {
+        f"ratio_total{suffix}": round(_median(bot, "total") / _median(raw, "total"), 4),
+        f"ratio_ttft{suffix}": round(_median(bot, "ttft") / _median(raw, "ttft"), 4),
+    }
+
+
+async def _measure(app: App, runs: int, max_tokens: int, prompt: str) -> dict[str, Any]:
+    engine = app.services.chat_model.engine  # type: ignore[attr-defined]
+    tools_on, tools_off = _origin("bench-tools"), _origin("bench-no-tools")
+    server_pk = (await app.services.storage.identify(tools_off)).server_pk
+    for name in TOOL_PLUGINS:
+        await app.services.plugins.set_enabled(server_pk, name, False)
+    messages = await _raw_messages(app, tools_on, prompt)
+    assert messages == await _raw_messages(app, tools_off, prompt)
+    raw, on, off = [], [], []
+    await asyncio.to_thread(_raw_run, engine.llama, messages, max_tokens)  # warm-up
+    await _bot_run(app, tools_on, prompt)
+    await _bot_run(app, tools_off, prompt)
+    for _ in range(runs):
+        raw.append(await asyncio.to_thread(_raw_run, engine.llama, messages, max_tokens))
+        on.append(await _bot_run(app, tools_on, prompt))
+        off.append(await _bot_run(app, tools_off, prompt))
+    tokens = engine.count_tokens(on[-1]["text"])
+    return {
+        **_ratios(on, raw, ""),
+        **_ratios(off, raw, "_tools_off"),
+        "same_output": raw[-1]["text"].strip() == on[-1]["text"].strip(),
+        "same_output_tools_off": raw[-1]["text"].strip() == off[-1]["text"].strip(),
+        "tool_calls_in_bot_runs": dict(Counter(t for run in on for t in run["tools"])),
+        "images_in_bot_runs": sum(run["images"] for run in on),
+        "raw_tok_s": round(engine.count_tokens(raw[-1]["text"]) / _median(raw, "total"), 1),
+        "bot_tok_s": round(tokens / _median(on, "total"), 1),
+        "raw_s": round(_median(raw, "total"), 3),
+        "bot_s": round(_median(on, "total"), 3),
+        "bot_tools_off_s": round(_median(off, "total"), 3),
+        "completion_tokens": tokens,
+        "runs": runs,
+        "prompt": prompt,
+    }
+
+
+async def main(runs: int, max_tokens: int, prompt: str) -> dict[str, Any]:
+    """Start the bot with the default model and plugins, measure, return the RESULT."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             data_dir=Path(tmp),
-            llm={"temperature": 0.0, "max_tokens": max_tokens, "n_ctx": 2048},
-            plugins={
-                "disable_entry_points": True,
-                "enabled": {"calculator": False, "imagine": False},
-            },
-            limits={"user_burst": 1000},
+            llm={"temperature": 0.0, "max_tokens": max_tokens},
+            plugins={"disable_entry_points": True},  # only the built-ins, as shipped
+            imagine=TINY_IMAGES,
+            limits={"user_burst": 1000, "server_burst": 1000},
         )
         async with await App.start(settings) as app:
-            origin = Origin("console", "bench", "console", "bencher", user_name="bencher")
-            result = await _measure(app, origin, runs, max_tokens)
-            await app.services.plugins.set_enabled(
-                (await app.services.storage.identify(origin)).server_pk, "calculator", True
-            )
-            with_tools = await _bot_run(app, origin, app.services.chat_model.engine.llama)  # type: ignore[attr-defined]
-            result["ratio_total_with_tools"] = round(with_tools["total"] / result["raw_s"], 3)
-    return result
+            return await _measure(app, runs, max_tokens, prompt)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--prompt", default=PROMPT, help="a message that needs no tool")
     args = parser.parse_args()
-    print("RESULT " + json.dumps(asyncio.run(main(args.runs, args.max_tokens))))
+    print("RESULT " + json.dumps(asyncio.run(main(args.runs, args.max_tokens, args.prompt))))

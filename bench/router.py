@@ -1,22 +1,31 @@
-"""Router throughput: many conversations at once through the full core on SQLite.
+"""Router capacity: many conversations at once through the full core on SQLite.
 
 A fake instant chat model (no LLM time) isolates what Atelier itself costs per turn:
-identify, guards, plugin lookup, agent loop, history read and group-committed writes.
+identify, guards, plugin lookup (default plugins on), agent loop, history read and
+group-committed writes. The bare model is measured in the same run, the same way.
 
-Two measurements in one run:
-- **open loop** (the RESULT's msgs_per_s / p50_ms / p99_ms): 1,000 conversations each
-  sending messages at random (Poisson) times, together offering ``--rate`` msg/s for
-  ``--seconds``; latency is from a message's scheduled arrival to its final reply part.
-- **saturation**: every conversation sends its next message as soon as the previous reply
-  ends (closed loop) — the most the core can do on this machine. With all 1,000 always in
-  flight, latency is then ~1,000 / throughput by Little's law, so it is reported apart.
-
-The raw baseline in the same run is the fake model streamed directly (no router, no
-storage): ``core_ms_per_msg`` vs ``raw_ms_per_call`` says what the core adds.
+- **saturation** (the headline ``saturation_msgs_per_s``): ``--conversations`` closed
+  loops at once, each sending its next message as soon as the previous reply ends, for
+  ``--turns`` messages: the most the core can do on this machine. The bare side
+  (``raw_saturation_msgs_per_s``) runs the same number of closed loops of the model's
+  LangChain ``astream`` of the same messages a turn sends, so both have the same
+  concurrency (``in_flight`` requests). Raw and core alternate ``--repeats`` times;
+  each key is the median, the per-repeat values are in ``*_runs``. ``ratio_ms_per_msg``
+  = ``core_ms_per_msg`` / ``raw_ms_per_call``: what a message costs in bare model calls
+  (1.0 would be a free core). With every conversation always in flight, latency is
+  ~``in_flight`` / throughput by Little's law, so it is no latency figure.
+- **open loop** (``msgs_per_s``, ``p50_ms``, ``p99_ms``), run once before: the
+  conversations send messages at random (Poisson) times, together offering ``--rate``
+  msg/s for ``--seconds``; latency is from a message's scheduled arrival to its final
+  reply part.
+Conversations keep their history across the phases (up to ``agent.history_messages``),
+as a chatting user's does.
 
     .venv/bin/python bench/router.py [--conversations 1000] [--rate 1000] [--seconds 5]
+        [--turns 3] [--repeats 3]
 
-Final line: RESULT {"msgs_per_s": ..., "p50_ms": ..., "p99_ms": ..., ...}
+Final line: RESULT {"saturation_msgs_per_s": ..., "raw_saturation_msgs_per_s": ...,
+"ratio_ms_per_msg": ..., ..., "msgs_per_s": ..., "p50_ms": ..., "p99_ms": ...}
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +50,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 
+from agents.agent import Turn
 from bot.app import App
 from bot.config import Settings
 from bot.events import MessageEvent, Origin, Text
@@ -114,13 +124,29 @@ async def _timed(
     latencies.append(time.perf_counter() - arrival)
 
 
-async def _raw(model: InstantChatModel, n: int) -> float:
-    """Baseline: the same model streamed directly, n times; returns calls per second."""
-    start = time.perf_counter()
-    for _ in range(n):
-        async for _chunk in model.astream("hello"):
+async def _raw_closed(
+    model: InstantChatModel, messages: list[BaseMessage], turns: int, latencies: list[float]
+) -> None:
+    """The bare side of one conversation: ``turns`` model streams back to back."""
+    for _ in range(turns):
+        start = time.perf_counter()
+        async for _chunk in model.astream(messages):
             pass
-    return n / (time.perf_counter() - start)
+        latencies.append(time.perf_counter() - start)
+
+
+async def _saturate(loops: list[Coroutine[Any, Any, None]], latencies: list[float]) -> float:
+    """Run the closed loops at once; messages (or calls) per second."""
+    start = time.perf_counter()
+    await asyncio.gather(*loops)
+    return len(latencies) / (time.perf_counter() - start)
+
+
+async def _turn_messages(app: App, index: int) -> list[BaseMessage]:
+    """What the agent sends the model for a first message of conversation ``index``."""
+    origin = _origin(index)
+    identity = await app.services.storage.identify(origin)
+    return app.router.agent.context(Turn(origin, identity, "hello 0", [], None), [])[0]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -128,7 +154,53 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main(conversations: int, rate: float, seconds: float, turns: int) -> dict[str, Any]:
+async def _open_loop(app: App, conversations: int, rate: float, seconds: float) -> dict[str, Any]:
+    opened: list[float] = []
+    start = time.perf_counter()
+    gap = conversations / rate
+    until = start + seconds
+    await asyncio.gather(*(_open(app, i, gap, until, opened) for i in range(conversations)))
+    return {
+        "msgs_per_s": round(len(opened) / (time.perf_counter() - start), 1),
+        "p50_ms": round(statistics.median(opened) * 1000, 2),
+        "p99_ms": round(_percentile(opened, 0.99) * 1000, 2),
+        "offered_per_s": rate,
+    }
+
+
+async def _saturation(
+    app: App, model: InstantChatModel, conversations: int, turns: int, repeats: int
+) -> dict[str, Any]:
+    messages = [await _turn_messages(app, i) for i in range(conversations)]
+    raw: list[float] = []
+    core: list[float] = []
+    core_latencies: list[float] = []
+    for _ in range(repeats):
+        latencies: list[float] = []
+        loops = [_raw_closed(model, messages[i], turns, latencies) for i in range(conversations)]
+        raw.append(await _saturate(loops, latencies))
+        latencies = []
+        loops = [_closed(app, i, turns, latencies) for i in range(conversations)]
+        core.append(await _saturate(loops, latencies))
+        core_latencies.extend(latencies)
+    saturation, raw_saturation = statistics.median(core), statistics.median(raw)
+    return {
+        "saturation_msgs_per_s": round(saturation, 1),
+        "raw_saturation_msgs_per_s": round(raw_saturation, 1),
+        "ratio_ms_per_msg": round(raw_saturation / saturation, 2),
+        "core_ms_per_msg": round(1000 / saturation, 3),
+        "raw_ms_per_call": round(1000 / raw_saturation, 4),
+        "saturation_p50_ms": round(statistics.median(core_latencies) * 1000, 1),
+        "in_flight": conversations,
+        "saturation_runs": [round(r, 1) for r in core],
+        "raw_saturation_runs": [round(r, 1) for r in raw],
+    }
+
+
+async def main(
+    conversations: int, rate: float, seconds: float, turns: int, repeats: int
+) -> dict[str, Any]:
+    """Start the bot on the instant model, run both phases, return the RESULT."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             data_dir=Path(tmp),
@@ -136,32 +208,13 @@ async def main(conversations: int, rate: float, seconds: float, turns: int) -> d
             plugins={"disable_entry_points": True},
         )
         model = InstantChatModel()
-        raw_per_s = await _raw(model, 2000)
         async with await App.start(settings, chat_model=model) as app:
             warm: list[float] = []
             await asyncio.gather(*(_closed(app, i, 1, warm) for i in range(conversations)))
-            opened: list[float] = []
-            start = time.perf_counter()
-            gap = conversations / rate
-            until = start + seconds
-            await asyncio.gather(*(_open(app, i, gap, until, opened) for i in range(conversations)))
-            open_elapsed = time.perf_counter() - start
-            closed: list[float] = []
-            start = time.perf_counter()
-            await asyncio.gather(*(_closed(app, i, turns, closed) for i in range(conversations)))
-            closed_elapsed = time.perf_counter() - start
-    saturation = len(closed) / closed_elapsed
-    return {
-        "msgs_per_s": round(len(opened) / open_elapsed, 1),
-        "p50_ms": round(statistics.median(opened) * 1000, 2),
-        "p99_ms": round(_percentile(opened, 0.99) * 1000, 2),
-        "offered_per_s": rate,
-        "conversations": conversations,
-        "saturation_msgs_per_s": round(saturation, 1),
-        "saturation_p50_ms": round(statistics.median(closed) * 1000, 1),
-        "core_ms_per_msg": round(1000 / saturation, 3),
-        "raw_ms_per_call": round(1000 / raw_per_s, 3),
-    }
+            opened = await _open_loop(app, conversations, rate, seconds)
+            saturated = await _saturation(app, model, conversations, turns, repeats)
+    # The headline first: capacity, then the open-loop latencies.
+    return {**saturated, **opened, "conversations": conversations, "turns": turns}
 
 
 if __name__ == "__main__":
@@ -170,6 +223,9 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=1000.0, help="offered msg/s in all")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--turns", type=int, default=3, help="closed-loop turns each")
+    parser.add_argument("--repeats", type=int, default=3, help="saturation runs, each side")
     args = parser.parse_args()
-    result = asyncio.run(main(args.conversations, args.rate, args.seconds, args.turns))
+    result = asyncio.run(
+        main(args.conversations, args.rate, args.seconds, args.turns, args.repeats)
+    )
     print("RESULT " + json.dumps(result))

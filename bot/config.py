@@ -60,6 +60,7 @@ class AgentSettings(_Section):
         "Use a tool when it helps."
     )
     max_steps: int = Field(default=4, ge=1, le=32)
+    tool_hints: bool = True
     history_messages: int = Field(default=40, ge=0, le=1000)
     context_reserve_tokens: int = Field(default=256, ge=0)
 

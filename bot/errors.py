@@ -8,11 +8,18 @@
     ├── StorageError                  the database failed in a way the core cannot hide
     ├── PluginError                   a plugin failed to load / unload / run
     │   └── PluginTimeout             a plugin call ran past its time limit
+    ├── ResultRejected                an image worker's result is not what was asked
+    │                                 (workers.validate)
     └── UserError                     carries text meant for the user (``user_message``)
         ├── CommandError              unknown command, bad option, missing argument
         ├── PermissionDenied          an admin-only action by a non-admin
         ├── RateLimited               a rate limit or quota was hit
         └── InputRejected             empty / overlong / otherwise unacceptable input
+            └── RequestRejected       an image request over a worker's own limits
+                                      (workers.validate)
+
+Replies never carry raw exception text (hosts, paths, SQL): the router logs unexpected
+errors under a short error id and shows the user only that id.
 
 Only ``UserError`` subclasses carry text shown to users; every other error is logged and
 the user gets a short generic message. SDK errors are translated at the adapter boundary

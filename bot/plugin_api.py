@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel
 
@@ -110,6 +110,7 @@ InboundHook = Callable[[HookContext, Event], Awaitable[Event | None]]
 OutboundHook = Callable[[HookContext, ReplyPart], Awaitable[ReplyPart | None]]
 ButtonHandler = Callable[..., Awaitable[CommandResult] | AsyncIterator[ReplyPart]]
 Task = Callable[[PluginContext], Awaitable[None]]
+ToolFunc = Callable[..., Awaitable[Any]]
 Lifecycle = Callable[[PluginContext], Awaitable[None]]
 
 
@@ -138,7 +139,8 @@ class Plugin:
     enabled_by_default: bool = True
     required: bool = False  # cannot be disabled (the admin plugin: no lock-out)
     call_timeout_s: float | None = None  # this plugin's default per-call limit
-    tools: list[Callable[..., Awaitable[Any]]] = field(default_factory=list)
+    tools: list[ToolFunc] = field(default_factory=list)
+    tool_hints: dict[str, str] = field(default_factory=dict)  # tool name -> regex (see tool)
     commands: dict[str, Command] = field(default_factory=dict)
     inbound_hooks: list[InboundHook] = field(default_factory=list)
     outbound_hooks: list[OutboundHook] = field(default_factory=list)
@@ -149,10 +151,28 @@ class Plugin:
     setup: Lifecycle | None = None
     teardown: Lifecycle | None = None
 
-    def tool(self, func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        """Declare an async function as an agent tool (its docstring is its schema)."""
-        self.tools.append(func)
-        return func
+    @overload
+    def tool(self, func: ToolFunc, /) -> ToolFunc: ...
+    @overload
+    def tool(self, *, hint: str) -> Callable[[ToolFunc], ToolFunc]: ...
+    def tool(
+        self, func: ToolFunc | None = None, /, *, hint: str | None = None
+    ) -> ToolFunc | Callable[[ToolFunc], ToolFunc]:
+        """Declare an async function as an agent tool (its docstring is its schema).
+
+        ``@plugin.tool(hint=REGEX)``: the tool is offered to the model only for messages
+        in which ``REGEX`` is found (case-insensitive), while ``[agent] tool_hints`` is on.
+        Small models call whatever tool they are offered; a hint keeps a calculator out
+        of "What is the capital of France?".
+        """
+
+        def register(tool_func: ToolFunc) -> ToolFunc:
+            self.tools.append(tool_func)
+            if hint is not None:
+                self.tool_hints[tool_func.__name__] = hint
+            return tool_func
+
+        return register(func) if func is not None else register
 
     def group(self, name: str, description: str, *, admin_only: bool = False) -> None:
         """Declare a command group such as ``/plugins`` whose subcommands follow."""

@@ -173,7 +173,10 @@ class PluginManager:
             raise PluginError(source.name, f"declares the name {plugin.name!r}")
         self._check_commands(plugin)
         try:
-            tools = [make_spec(plugin.name, func) for func in plugin.tools]
+            tools = [
+                make_spec(plugin.name, func, plugin.tool_hints.get(func.__name__))
+                for func in plugin.tools
+            ]
         except Exception as exc:
             raise PluginError(plugin.name, f"bad tool: {exc}") from exc
         ctx = PluginContext(self.services, self.default_config(plugin))

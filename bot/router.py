@@ -256,14 +256,20 @@ class Router:
     ) -> AsyncIterator[ReplyPart]:
         tools: list[BaseTool] = []
         contexts: dict[str, ToolContext] = {}
+        hints = self.services.settings.agent.tool_hints
         for loaded in enabled:
-            if not loaded.bound_tools:
+            offered = [
+                tool
+                for spec, tool in zip(loaded.tools, loaded.bound_tools, strict=True)
+                if not hints or spec.offered_for(event.text)
+            ]
+            if not offered:
                 continue
             config = await self.services.plugins.config_for(identity.server_pk, loaded.plugin)
             contexts[loaded.plugin.name] = ToolContext(
                 event.origin, identity.server_pk, identity.user_pk, identity.channel_pk, config
             )
-            tools.extend(loaded.bound_tools)
+            tools.extend(offered)
         prompt = await self.services.server_state.system_prompt(identity.server_pk)
         turn = Turn(event.origin, identity, event.text, tools, prompt, tool_config(contexts))
         async for part in self.agent.run(turn):

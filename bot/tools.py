@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -37,12 +38,21 @@ class ToolSpec:
     schema: type[BaseModel]
     func: ToolFunc
     context_params: tuple[str, ...]
+    hint: re.Pattern[str] | None = None  # offered only for messages where this is found
+
+    def offered_for(self, text: str) -> bool:
+        """Whether the tool is offered for a message reading ``text`` (see its hint)."""
+        return self.hint is None or self.hint.search(text) is not None
 
 
-def make_spec(plugin: str, func: ToolFunc) -> ToolSpec:
+def make_spec(plugin: str, func: ToolFunc, hint: str | None = None) -> ToolSpec:
     """Build the LLM-facing schema of ``func`` (context parameters removed)."""
     if not inspect.iscoroutinefunction(func):
         raise PluginError(plugin, f"tool {func.__name__} must be an async function")
+    try:
+        pattern = re.compile(hint, re.IGNORECASE) if hint is not None else None
+    except re.error as exc:
+        raise PluginError(plugin, f"tool {func.__name__}: bad hint {hint!r}: {exc}") from exc
     hints = typing.get_type_hints(func)
     context = tuple(name for name, hint in hints.items() if hint is ToolContext)
     schema = create_schema_from_function(
@@ -56,7 +66,7 @@ def make_spec(plugin: str, func: ToolFunc) -> ToolSpec:
         raise PluginError(plugin, f"tool {func.__name__}: unsupported (pydantic v1) schema")
     doc = inspect.getdoc(func) or ""
     description = doc.split("\n\n", 1)[0].strip() or func.__name__
-    return ToolSpec(plugin, func.__name__, description, schema, func, context)
+    return ToolSpec(plugin, func.__name__, description, schema, func, context, pattern)
 
 
 def tool_config(contexts: Mapping[str, ToolContext]) -> RunnableConfig:

@@ -10,6 +10,8 @@ Messages out: ``("ready", device, description)``, ``("fatal", message)``, ``("up
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import queue
 import signal
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from workers.api import Failed, Finished, ImageRequest, JobUpdate, Queued, Started, Step
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,7 @@ class ChildConfig:
     worker_name: str
     build_demo: bool = False  # build the bundled random-weights demo at model_path first
     crash_on_prompt: str | None = None
+    corrupt_on_prompt: str | None = None
 
 
 @dataclass
@@ -182,14 +187,19 @@ class _Worker:
 
     def _fail_batch(self, batch: list[ImageRequest], exc: Exception) -> None:
         from workers.engine import DeviceOutOfMemory, GenerationCancelled
+        from workers.validate import RequestRejected
 
         for request in batch:
             if isinstance(exc, GenerationCancelled):
                 update = Failed(request.job_id, "cancelled", cancelled=True)
             elif isinstance(exc, DeviceOutOfMemory):
                 update = Failed(request.job_id, str(exc))
+            elif isinstance(exc, RequestRejected):
+                update = Failed(request.job_id, f"the image worker refused this request: {exc}")
             else:
-                update = Failed(request.job_id, f"image generation failed: {exc}")
+                # The exception's text (paths, devices) goes to the log, not to users.
+                log.error("image job %s failed", request.job_id, exc_info=exc)
+                update = Failed(request.job_id, f"image generation failed ({type(exc).__name__})")
             self._send(update)
 
     def _finish_batch(self, batch: list[ImageRequest], results: list[Any], seconds: float) -> None:
@@ -197,7 +207,15 @@ class _Worker:
             if request.job_id in self._state.cancelled:
                 self._send(Failed(request.job_id, "cancelled", cancelled=True))
             else:
+                images = self._maybe_corrupt(request, images)
                 self._send(Finished(request.job_id, tuple(images), self._name, seconds))
+
+    def _maybe_corrupt(self, request: ImageRequest, images: list[Any]) -> list[Any]:
+        """Test hook: send back bytes that are no PNG, as a broken driver or host might."""
+        magic = self._config.corrupt_on_prompt
+        if magic and magic in request.prompt:
+            return [dataclasses.replace(image, png=b"not a png") for image in images]
+        return images
 
     def _maybe_crash(self, batch: list[ImageRequest]) -> None:
         """Test hook: die like a segfaulting driver would when a prompt asks for it."""

@@ -1,12 +1,14 @@
-"""The Celery host of the diffusion worker (scale-out): app factory, wire format, the task.
+"""The Celery host of the diffusion worker (scale-out): the app factory and the task.
 
 Both sides import this module: the bot builds the same app with ``make_celery`` to send
 tasks (``workers.celery_backend``), a GPU machine runs ``run_worker`` (``atelier worker
 --celery``). One task, ``atelier.generate``, takes a list of request dicts with equal
-``batch_key`` and runs them as one pipeline call.
+``batch_key`` and runs them as one pipeline call. Redis is a trust boundary: the worker
+re-validates every request against its OWN ``[imagine]`` limits (``workers.wire.admit``)
+and fails a bad one alone, with the reason, before the pipeline sees it.
 
 Besides the Celery messages, the two sides share a few Redis keys on the result-backend
-Redis (``Keys``), all under a namespace (default ``atelier``, which is also the queue):
+Redis (``workers.wire.Keys``), all under a namespace (default ``atelier``, which is also the queue):
 
 * ``{ns}:job:{id}`` — pub/sub channel: ``started``, ``step``, ``done`` events (JSON);
 * ``{ns}:cancel:{id}`` — "nobody waits for this job any more" (cancelled, timed out or
@@ -28,8 +30,6 @@ they load inside the worker process only, through ``workers.engine``.
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import json
 import logging
 import multiprocessing
@@ -44,6 +44,8 @@ from celery import Celery
 
 from bot.config import ImagineSettings
 from workers.api import GeneratedImage, ImageRequest
+from workers.validate import RequestRejected
+from workers.wire import DEFAULT_NAMESPACE, Keys, admit
 
 if TYPE_CHECKING:
     import redis
@@ -52,8 +54,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+__all__ = ["DEFAULT_NAMESPACE", "TASK_NAME", "Keys", "make_celery", "run_worker", "state_url"]
+
 TASK_NAME = "atelier.generate"
-DEFAULT_NAMESPACE = "atelier"
 RESULT_TTL_S = 3600
 """How long an unclaimed result (PNG bytes) stays in Redis."""
 
@@ -62,46 +65,12 @@ _MODEL_PATH: str = ""
 _STATE_CLIENTS: dict[str, redis.Redis] = {}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Keys:
-    """The Redis names both sides agree on, under one namespace."""
-
-    namespace: str = DEFAULT_NAMESPACE
-
-    def channel(self, job_id: str) -> str:
-        """Pub/sub channel with the job's events."""
-        return f"{self.namespace}:job:{job_id}"
-
-    def cancel(self, job_id: str) -> str:
-        """Flag key: nobody waits for the job any more."""
-        return f"{self.namespace}:cancel:{job_id}"
-
-    def result(self, job_id: str) -> str:
-        """Hash with the job's outcome (``meta``) and images (``png:N``)."""
-        return f"{self.namespace}:result:{job_id}"
-
-
 def state_url(settings: ImagineSettings) -> str:
     """The Redis URL for progress, cancel flags and images: the result backend's Redis."""
     for url in (settings.result_backend, settings.broker_url):
         if url.startswith(("redis://", "rediss://", "unix://")):
             return url
     raise ValueError("imagine.result_backend (or broker_url) must be a redis:// URL")
-
-
-def request_to_dict(request: ImageRequest) -> dict[str, Any]:
-    """JSON-safe form of a request (an init PNG travels as base64)."""
-    data = {f.name: getattr(request, f.name) for f in dataclasses.fields(ImageRequest)}
-    png = data.pop("init_png")
-    data["init_png_b64"] = base64.b64encode(png).decode("ascii") if png is not None else None
-    return data
-
-
-def request_from_dict(data: dict[str, Any]) -> ImageRequest:
-    """Inverse of ``request_to_dict``."""
-    fields = dict(data)
-    b64 = fields.pop("init_png_b64", None)
-    return ImageRequest(**fields, init_png=base64.b64decode(b64) if b64 else None)
 
 
 def make_celery(settings: ImagineSettings, *, namespace: str = DEFAULT_NAMESPACE) -> Celery:
@@ -122,10 +91,9 @@ def make_celery(settings: ImagineSettings, *, namespace: str = DEFAULT_NAMESPACE
     keys = Keys(namespace)
 
     @app.task(name=TASK_NAME, bind=True)
-    def generate(task: Any, requests: list[dict[str, Any]]) -> dict[str, str]:
+    def generate(task: Any, requests: Any) -> dict[str, str]:
         worker = str(task.request.hostname or socket.gethostname())
-        batch = [request_from_dict(data) for data in requests]
-        return run_batch(settings, keys, batch, worker=worker)
+        return run_task(settings, keys, requests, worker=worker)
 
     return app
 
@@ -241,21 +209,65 @@ class BatchRun:
         pipe.execute()
 
     def _store_one(self, job_id: str, meta: dict[str, Any], pngs: list[bytes]) -> None:
-        key = self._keys.result(job_id)
-        mapping: dict[str, bytes | str] = {"meta": json.dumps(meta)}
-        mapping.update({f"png:{n}": png for n, png in enumerate(pngs)})
-        pipe = self._client.pipeline(transaction=True)
-        pipe.delete(key)
-        pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
-        pipe.expire(key, RESULT_TTL_S)
-        pipe.publish(self._keys.channel(job_id), json.dumps({"type": "done"}))
-        pipe.execute()
+        store_result(self._client, self._keys, job_id, meta, pngs)
+
+
+def store_result(
+    client: redis.Redis, keys: Keys, job_id: str, meta: dict[str, Any], pngs: list[bytes]
+) -> None:
+    """Write a job's result hash (with its TTL) and tell its waiter it is there."""
+    key = keys.result(job_id)
+    mapping: dict[str, bytes | str] = {"meta": json.dumps(meta)}
+    mapping.update({f"png:{n}": png for n, png in enumerate(pngs)})
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(key)
+    pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+    pipe.expire(key, RESULT_TTL_S)
+    pipe.publish(keys.channel(job_id), json.dumps({"type": "done"}))
+    pipe.execute()
+
+
+def run_task(
+    settings: ImagineSettings, keys: Keys, payload: object, *, worker: str
+) -> dict[str, str]:
+    """The task's body: admit the payload against this worker's limits, then run it.
+
+    A refused request fails alone, with the reason, before the pipeline sees anything;
+    the admitted ones run in batches of equal ``batch_key``, at most ``max_batch`` each
+    (the sender's batching is a hint: the worker's own limit decides).
+    """
+    admission = admit(settings, payload)
+    if admission.unanswerable:
+        log.error("ignored %d malformed request(s) without a job id", admission.unanswerable)
+    summary: dict[str, str] = {}
+    if admission.refused:
+        client = _state_client(state_url(settings))
+        for job_id, reason in admission.refused.items():
+            log.warning("refused job %r: %s", job_id, reason)  # %r: ids come from anyone
+            message = f"the image worker refused this request: {reason}"
+            store_result(client, keys, job_id, {"status": "failed", "message": message}, [])
+            summary[job_id] = "refused"
+    for batch in batches(admission.accepted, settings.max_batch):
+        summary.update(run_batch(settings, keys, batch, worker=worker))
+    return summary
+
+
+def batches(requests: Sequence[ImageRequest], size: int) -> list[list[ImageRequest]]:
+    """``requests`` grouped by ``batch_key`` (first-seen order), ``size`` at most each."""
+    groups: dict[tuple[Any, ...], list[ImageRequest]] = {}
+    for request in requests:
+        groups.setdefault(request.batch_key, []).append(request)
+    return [
+        group[start : start + size]
+        for group in groups.values()
+        for start in range(0, len(group), size)
+    ]
 
 
 def run_batch(
     settings: ImagineSettings, keys: Keys, requests: Sequence[ImageRequest], *, worker: str
 ) -> dict[str, str]:
-    """Generate one batch (the task's body): skip unwanted jobs, run, store, report."""
+    """Generate one admitted batch: skip unwanted jobs, run, store, report."""
     batch = BatchRun(_state_client(state_url(settings)), keys, requests, worker)
     batch.drop_unwanted()
     if not batch:
@@ -281,6 +293,9 @@ def _describe_failure(exc: Exception, *, stopped: bool) -> tuple[str, bool]:
         return "cancelled", True
     if isinstance(exc, DeviceOutOfMemory):
         return str(exc), False
+    if isinstance(exc, RequestRejected):
+        log.warning("batch refused by the engine: %s", exc)
+        return f"the image worker refused this request: {exc}", False
     log.error("batch failed", exc_info=exc)
     if isinstance(exc, ModelError):
         return "the image model could not be loaded on the worker", False

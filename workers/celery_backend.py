@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -24,26 +23,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions
 from redis.asyncio.client import PubSub
 
 from bot.config import ImagineSettings
 from workers.api import (
     Failed,
     Finished,
-    GeneratedImage,
     ImageRequest,
     JobUpdate,
     Queued,
     Started,
     Step,
 )
-from workers.celery_app import (
+from workers.celery_app import TASK_NAME, make_celery, state_url
+from workers.validate import ResultRejected, check_images
+from workers.wire import (
     DEFAULT_NAMESPACE,
-    TASK_NAME,
     Keys,
-    make_celery,
+    ResultReady,
+    decode_result,
+    parse_event,
     request_to_dict,
-    state_url,
 )
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 _RESULT_POLL_S = 2.0
 """Idle interval after which a job looks for its result itself (a missed ``done``)."""
 
-_Item = JobUpdate | dict[str, Any] | None
+_Item = JobUpdate | ResultReady | None
 
 
 @dataclass(eq=False)
@@ -140,7 +141,8 @@ class CeleryImageBackend:
                 await pubsub.subscribe(self._keys.channel(job.job_id))
             except Exception as exc:
                 job.over = True
-                yield Failed(job.job_id, f"the image queue (Redis) is unreachable: {exc}")
+                message = _unreachable("the image queue (Redis) is unreachable: {}", exc)
+                yield Failed(job.job_id, message)
                 return
             self._enqueue(job)
             async for update in self._follow(job):
@@ -168,7 +170,8 @@ class CeleryImageBackend:
         try:
             workers, queued = await asyncio.to_thread(self._ping_and_count)
         except Exception as exc:
-            return {**facts, "workers": [], "broker": f"unreachable: {exc}"}
+            broker = f"unreachable: {_unreachable('{}', exc)}"
+            return {**facts, "workers": [], "broker": broker}
         return {**facts, "workers": workers, "broker": "ok", "queue_length": queued}
 
     def _ping_and_count(self) -> tuple[list[str], int]:
@@ -201,8 +204,11 @@ class CeleryImageBackend:
             return pubsub
 
     async def _read(self, pubsub: PubSub) -> None:
-        """Route every pub/sub event to its job's inbox (one reader for all jobs)."""
-        prefix = self._keys.channel("")
+        """Route every pub/sub event to its job's inbox (one reader for all jobs).
+
+        Anyone who reaches Redis can publish on a job's channel, so a message that is
+        not one of ours is logged and skipped: this loop must outlive any payload.
+        """
         while True:
             try:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
@@ -210,15 +216,27 @@ class CeleryImageBackend:
                 log.warning("pub/sub read failed; retrying", exc_info=True)
                 await asyncio.sleep(1.0)
                 continue
-            if message is None or message.get("type") != "message":
-                continue
-            job = self._jobs.get(message["channel"].decode()[len(prefix) :])
-            if job is not None:
-                self._route(job, json.loads(message["data"]))
+            if message is not None and message.get("type") == "message":
+                self._dispatch(message)
 
-    def _route(self, job: _Job, event: dict[str, Any]) -> None:
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        prefix = self._keys.channel("").encode()
+        channel = message.get("channel")
+        if not isinstance(channel, bytes) or not channel.startswith(prefix):
+            return
+        job = self._jobs.get(channel[len(prefix) :].decode(errors="replace"))
+        if job is None:
+            return
+        try:
+            event = parse_event(job.job_id, message.get("data"))
+        except ValueError as exc:
+            log.warning("skipped a malformed message on %s: %s", channel[:200], exc)
+            return
+        self._route(job, event)
+
+    def _route(self, job: _Job, event: Started | Step | ResultReady) -> None:
         batch = job.batch
-        if event.get("type") == "started" and batch is not None and not batch.started:
+        if isinstance(event, Started) and batch is not None and not batch.started:
             batch.started = True
             if batch in self._waiting:
                 self._waiting.remove(batch)
@@ -268,7 +286,7 @@ class CeleryImageBackend:
         except Exception as exc:
             self._waiting.remove(batch)
             for job in batch.jobs:
-                message = f"the image workers are unreachable (broker: {exc})"
+                message = _unreachable("the image workers are unreachable (broker: {})", exc)
                 self._finish(job, Failed(job.job_id, message))
             return
         batch.sent = True
@@ -307,38 +325,41 @@ class CeleryImageBackend:
         try:
             item = await asyncio.wait_for(job.inbox.get(), timeout=wait)
         except TimeoutError:
-            item = {"type": "done"} if job.batch is not None and job.batch.sent else None
+            item = ResultReady() if job.batch is not None and job.batch.sent else None
         if job.final is not None:
             return job.final
-        if not isinstance(item, dict):
+        if not isinstance(item, ResultReady):
             return item
         try:
-            return await self._to_update(job, item)
-        except Exception as exc:
-            return Failed(job.job_id, f"lost contact with the image queue (Redis): {exc}")
-
-    async def _to_update(self, job: _Job, event: dict[str, Any]) -> JobUpdate | None:
-        kind = event.get("type")
-        if kind == "started":
-            return Started(job.job_id, str(event["worker"]), int(event["batch_size"]))
-        if kind == "step":
-            eta = event.get("eta_s")
-            return Step(job.job_id, int(event["step"]), int(event["total"]), eta)
-        if kind == "done":
             return await self._claim(job)
-        return None
+        except Exception as exc:
+            log.warning("job %s: reading its result from Redis failed: %s", job.job_id, exc)
+            return Failed(job.job_id, "lost contact with the image queue (Redis)")
 
     async def _claim(self, job: _Job) -> Finished | Failed | None:
-        """Take the job's stored result, if there is one yet, and mark the job delivered."""
-        assert self._redis is not None
-        stored: dict[Any, Any] = await self._redis.hgetall(self._keys.result(job.job_id))
+        """Take the job's stored result, if there is one yet, and mark the job delivered.
+
+        The result is checked before it is handed on: only real PNGs of the requested
+        size and count leave this back end.
+        """
+        client = self._redis
+        if client is None:
+            return Failed(job.job_id, "the image queue connection is closed")
+        stored: dict[Any, Any] = await client.hgetall(self._keys.result(job.job_id))
         if b"meta" not in stored:
             return None
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = client.pipeline(transaction=False)
         pipe.delete(self._keys.result(job.job_id))
         pipe.set(self._keys.cancel(job.job_id), b"delivered", ex=self._flag_ttl)
         await pipe.execute()
-        return _decode_result(job.job_id, stored)
+        try:
+            result = decode_result(job.job_id, stored)
+            if isinstance(result, Finished):
+                await asyncio.to_thread(check_images, job.request, result.images)
+        except ResultRejected as exc:
+            log.error("rejected the result of job %s: %s", job.job_id, exc)
+            return Failed(job.job_id, f"the image worker sent back an unusable result: {exc}")
+        return result
 
     # -- ending a job -------------------------------------------------------------------
 
@@ -392,15 +413,23 @@ class CeleryImageBackend:
                 await self._pubsub.unsubscribe(self._keys.channel(job.job_id))
 
 
-def _decode_result(job_id: str, stored: dict[Any, Any]) -> Finished | Failed:
-    meta = json.loads(stored[b"meta"])
-    status = meta.get("status")
-    if status == "ok":
-        images = tuple(
-            GeneratedImage(stored[f"png:{n}".encode()], int(i["seed"]), i["width"], i["height"])
-            for n, i in enumerate(meta["images"])
-        )
-        return Finished(job_id, images, str(meta["worker"]), float(meta["seconds"]))
-    if status == "cancelled":
-        return Failed(job_id, "cancelled", cancelled=True)
-    return Failed(job_id, str(meta.get("message") or "image generation failed"))
+_AUTH_FAILED = (
+    "the image queue (Redis) refused the password: check the URLs in "
+    "ATELIER_IMAGINE__BROKER_URL and ATELIER_IMAGINE__RESULT_BACKEND"
+)
+_AUTH_MARKERS = ("NOAUTH", "WRONGPASS", "invalid username-password", "Authentication required")
+
+
+def _unreachable(template: str, exc: BaseException) -> str:
+    """What to tell users about a failed connection: a refused password is named as one
+    (Celery and kombu wrap redis' AuthenticationError, so the chain is searched)."""
+    seen: BaseException | None = exc
+    for _ in range(16):  # a bounded walk: a chain may loop
+        if seen is None:
+            break
+        if isinstance(seen, redis.exceptions.AuthenticationError) or any(
+            marker in str(seen) for marker in _AUTH_MARKERS
+        ):
+            return _AUTH_FAILED
+        seen = seen.__cause__ or seen.__context__
+    return template.format(exc)

@@ -29,6 +29,7 @@ from bot.errors import AtelierError, ModelError
 from workers.api import GeneratedImage, ImageRequest
 from workers.pngmeta import a1111_parameters, add_parameters, output_size
 from workers.tiny import DEMO_DESCRIPTION, DEMO_MARKER
+from workers.validate import RequestRejected
 
 SCHEDULERS = {
     "euler": "EulerDiscreteScheduler",
@@ -120,11 +121,11 @@ class DiffusionEngine:
 
         ``on_step(done, total)`` is called after every denoising step; when
         ``should_stop()`` turns true the batch stops there and GenerationCancelled is
-        raised. DeviceOutOfMemory when the device is full.
+        raised. DeviceOutOfMemory when the device is full; RequestRejected for an empty
+        batch or one whose requests differ in ``batch_key``. The engine trusts the values:
+        hosts check each request with ``workers.validate.validate_request`` first.
         """
-        assert requests, "an empty batch"
-        key = requests[0].batch_key
-        assert all(r.batch_key == key for r in requests), "requests of one batch differ"
+        _check_batch(requests)
         try:
             images = self._run(requests, on_step, should_stop)
         except torch.cuda.OutOfMemoryError as exc:
@@ -181,6 +182,19 @@ class DiffusionEngine:
                 )
             out.append(done)
         return out
+
+
+def _check_batch(requests: Sequence[ImageRequest]) -> None:
+    """A real error, not an ``assert``: ``python -O`` must not run a mixed batch."""
+    if not requests:
+        raise RequestRejected("an empty batch")
+    key = requests[0].batch_key
+    odd = [r.job_id for r in requests if r.batch_key != key]
+    if odd:
+        raise RequestRejected(
+            f"jobs {', '.join(odd[:5])} differ from {requests[0].job_id} in size, steps, "
+            "scheduler, cfg or img2img settings and cannot share a batch"
+        )
 
 
 def make_scheduler(name: str, config: Any) -> Any:
@@ -304,7 +318,8 @@ def _step_callback(
 
 
 def _init_image(request: ImageRequest, width: int, height: int) -> Image.Image:
-    assert request.init_png is not None
+    if request.init_png is None:
+        raise RequestRejected(f"job {request.job_id}: img2img without an init image")
     with Image.open(io.BytesIO(request.init_png)) as image:
         rgb = image.convert("RGB")
     if rgb.size != (width, height):

@@ -26,6 +26,7 @@ from workers._child import ChildConfig
 from workers._child import main as child_main
 from workers.api import Failed, Finished, ImageRequest, JobUpdate, Started
 from workers.tiny import DEMO_DESCRIPTION, describe_model
+from workers.validate import RequestRejected, ResultRejected, check_images, validate_request
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class LocalImageBackend:
         description: str | None = None,
         build_demo: bool = False,
         _crash_on_prompt: str | None = None,
+        _corrupt_on_prompt: str | None = None,
     ) -> None:
         """``build_demo``: the child builds the bundled tiny demo at ``model_path`` if absent
         (torch stays out of the bot process)."""
@@ -143,6 +145,7 @@ class LocalImageBackend:
             worker_name="local",
             build_demo=build_demo,
             crash_on_prompt=_crash_on_prompt,
+            corrupt_on_prompt=_corrupt_on_prompt,
         )
         self._child: _Child | None = None
         self._jobs: dict[str, _Job] = {}
@@ -179,12 +182,22 @@ class LocalImageBackend:
         await asyncio.to_thread(child.discard)
 
     async def submit(self, request: ImageRequest) -> AsyncIterator[JobUpdate]:
-        """Run ``request``; yields updates and ends with exactly one Finished or Failed."""
+        """Run ``request``; yields updates and ends with exactly one Finished or Failed.
+
+        A request beyond the ``[imagine]`` limits fails at once (the same check a Celery
+        worker makes); a result that is not the requested PNGs fails the job.
+        """
         if request.job_id in self._jobs:
             raise ValueError(f"job {request.job_id!r} is already submitted")
         job = _Job(request)
         if self._closing or self._fatal is not None:
             yield Failed(request.job_id, _SHUT_DOWN if self._closing else _NOT_LOADED)
+            return
+        try:
+            validate_request(self._settings, request)
+        except RequestRejected as exc:
+            log.warning("refused job %r: %s", request.job_id, exc)
+            yield Failed(request.job_id, f"the image worker refused this request: {exc}")
             return
         self._jobs[request.job_id] = job
         self._ensure_child().send(("submit", request))
@@ -211,6 +224,8 @@ class LocalImageBackend:
                 job.done = True
             if isinstance(update, Started) and deadline is None:
                 deadline = loop.time() + timeout
+            if isinstance(update, Finished):
+                update = await _checked(job.request, update)
             yield update
             if isinstance(update, Finished | Failed):
                 return
@@ -321,6 +336,17 @@ class LocalImageBackend:
             child = self._ensure_child()
             for job in retry:
                 child.send(("submit", job.request))
+
+
+async def _checked(request: ImageRequest, finished: Finished) -> Finished | Failed:
+    """``finished`` if its images are the PNGs ``request`` asked for, else a failure."""
+    try:
+        await asyncio.to_thread(check_images, request, finished.images)
+    except ResultRejected as exc:
+        log.error("rejected the result of job %s: %s", request.job_id, exc)
+        message = f"the image worker sent back an unusable result: {exc}"
+        return Failed(request.job_id, message)
+    return finished
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -173,7 +173,15 @@ def _config(config: BaseModel | None) -> CalculatorConfig:
     return config if isinstance(config, CalculatorConfig) else CalculatorConfig()
 
 
-@plugin.tool
+# Offered only for messages with a number or an arithmetic word: a tiny model offered a
+# calculator calls it for "What is the capital of France?" (bench/tool_selection.py).
+ARITHMETIC_HINT = (
+    r"\d|\b(plus|minus|times|divided|multipl\w*|percent|sum|product|square|root|sqrt"
+    r"|power|calculat\w*|comput\w*|how much|how many)\b"
+)
+
+
+@plugin.tool(hint=ARITHMETIC_HINT)
 async def calculate(expression: str, ctx: ToolContext) -> str:
     """Evaluate an arithmetic expression exactly and return the result.
 

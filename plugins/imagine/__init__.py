@@ -233,7 +233,14 @@ def _max_pending(config: object) -> int | None:
 # ---- the agent's tool --------------------------------------------------------------
 
 
-@plugin.tool
+# Offered only when a message speaks of pictures (see the calculator's hint for why).
+PICTURE_HINT = (
+    r"\b(draw\w*|image\w*|imagine|picture\w*|paint\w*|sketch\w*|illustrat\w*|photo\w*"
+    r"|render\w*|portrait|wallpaper|logo|art\w*)\b"
+)
+
+
+@plugin.tool(hint=PICTURE_HINT)
 async def generate_image(
     prompt: str,
     ctx: ToolContext,

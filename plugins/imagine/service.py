@@ -187,10 +187,9 @@ class ImagineService:
                 f"Cannot upscale: {UPSCALE_FACTOR}× would be {width}×{height}, over the "
                 f"limits ({s.max_width}×{s.max_height} at most, {s.max_pixels} pixels)."
             ) from exc
+        # The worker draws at width × upscale: the request keeps the base size.
         derived = replace(
             params,
-            width=width,
-            height=height,
             seed=params.seed,
             count=1,
             init_image=_first_image(job),

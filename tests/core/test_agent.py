@@ -58,7 +58,7 @@ async def test_tool_steps_stop_at_max_steps(settings: Settings) -> None:
     )
     async with await App.start(settings, chat_model=model) as app:
         assert await say(app, "1+1") == "Two."
-    assert model.offered == [["calculate", "generate_image"], []]  # the last step: no tools
+    assert model.offered == [["calculate"], []]  # the last step: no tools
 
 
 async def test_memory_comes_back_and_forget_clears_it(app: App, model: ScriptedChatModel) -> None:
@@ -113,3 +113,41 @@ async def test_an_overlong_message_is_shortened_not_crashed(settings: Settings) 
     assert sent.startswith("START") and sent.endswith("END?")
     assert "shortened to fit the context window" in sent
     assert len(sent) < len(text) // 10
+
+
+async def test_a_repeated_tool_call_is_not_run_again(settings: Settings) -> None:
+    call = tool_call("calculate", expression="6 * 7")
+    model = ScriptedChatModel(messages=script(call, call, "It is 42."))
+    async with await App.start(settings, chat_model=model) as app:
+        parts = await collect(app, MessageEvent(origin(), "six times seven, twice"))
+    assert parts.count(Progress("using calculate")) == 1
+    assert parts[-1] == Text("It is 42.")
+    assert model.offered[2] == []  # the step after the repeat answers without tools
+
+
+async def test_a_reply_that_only_echoes_a_tool_call_gets_the_tool_result(
+    settings: Settings,
+) -> None:
+    echo = 'Calling tool calculate with {"expression": "6 * 7"}.'
+    model = ScriptedChatModel(messages=script(tool_call("calculate", expression="6 * 7"), echo))
+    async with await App.start(settings, chat_model=model) as app:
+        reply = await say(app, "six times seven?")
+    assert reply == "I did not finish an answer; the tools returned:\n6 * 7 = 42"
+
+
+async def test_an_empty_reply_gets_an_honest_line(settings: Settings) -> None:
+    model = ScriptedChatModel(messages=script(" "))
+    async with await App.start(settings, chat_model=model) as app:
+        reply = await say(app, "hm?")
+    assert reply == "Sorry, I could not come up with an answer to that."
+
+
+async def test_tools_are_offered_only_where_their_hint_matches(settings: Settings) -> None:
+    model = ScriptedChatModel(messages=script("ok", repeat=True))
+    async with await App.start(settings, chat_model=model) as app:
+        await say(app, "What is the capital of France?")
+        await say(app, "What is 12 times 7?")
+        await say(app, "Draw me a picture of a cat")
+        app.services.settings.agent.tool_hints = False
+        await say(app, "What is the capital of France?")
+    assert model.offered == [[], ["calculate"], ["generate_image"], ["calculate", "generate_image"]]

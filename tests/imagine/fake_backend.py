@@ -25,6 +25,7 @@ from workers.api import (
     Started,
     Step,
 )
+from workers.pngmeta import output_size
 
 
 def solid_png(seed: int, width: int, height: int) -> bytes:
@@ -128,12 +129,10 @@ class FakeImageBackend:
         return None
 
     def _images(self, request: ImageRequest) -> tuple[GeneratedImage, ...]:
+        width, height = output_size(request)  # as a real worker: img2img × upscale
         return tuple(
             GeneratedImage(
-                solid_png(request.seed + i, request.width, request.height),
-                request.seed + i,
-                request.width,
-                request.height,
+                solid_png(request.seed + i, width, height), request.seed + i, width, height
             )
             for i in range(request.count)
         )

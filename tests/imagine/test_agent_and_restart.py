@@ -59,8 +59,8 @@ async def test_disabled_imagine_refuses_and_the_agent_has_no_generate_image(
     assert refused.startswith(
         "error: /imagine belongs to the imagine plugin, which is disabled in this server."
     )
-    await say(app, "hi")
-    await say(app, "hi", server="s2")
+    await say(app, "draw a cat")
+    await say(app, "draw a cat", server="s2")
     assert "generate_image" not in model.offered[-2]
     assert "generate_image" in model.offered[-1]
 

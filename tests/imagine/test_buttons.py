@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from PIL import Image as PILImage
 
 from bot.app import App
 from bot.events import ButtonEvent, CommandEvent, Error, Image, ReplyPart, Text
@@ -95,8 +96,11 @@ async def test_upscale_doubles_the_size_within_the_limits(app: App, fake: FakeIm
     first = await run(app, "/imagine a red apple --width 64 --height 48")
     parts = await press(app, "upscale", job_id_of(first))
     request = fake.submitted[-1]
-    assert (request.width, request.height, request.upscale) == (128, 96, 2.0)
+    assert (request.width, request.height, request.upscale) == (64, 48, 2.0)  # the worker ×2
     assert request.init_png is not None and request.count == 1
+    images = [p for p in parts if isinstance(p, Image)]
+    with PILImage.open(images[0].path) as upscaled:
+        assert upscaled.size == (128, 96)
     job = await stored(app, job_id_of(parts))
     assert job.params["parent"] == job_id_of(first) and job.params["kind"] == "upscale"
 

@@ -79,13 +79,17 @@ def test_an_image_from_a_batch_matches_the_same_job_run_alone(engine: Any) -> No
         assert (difference > 0).mean() < 0.01
 
 
-def test_a_batch_needs_one_batch_key(engine: Any) -> None:
-    with pytest.raises(AssertionError):
+def test_a_batch_needs_one_batch_key_a_real_error_not_an_assert(engine: Any) -> None:
+    from workers.validate import RequestRejected
+
+    with pytest.raises(RequestRejected, match="jobs b differ from a"):
         _generate(
             engine,
             ImageRequest("a", "x", **SMALL),  # type: ignore[arg-type]
             ImageRequest("b", "x", width=128, height=64, steps=4),
         )
+    with pytest.raises(RequestRejected, match="an empty batch"):
+        _generate(engine)
 
 
 @pytest.mark.parametrize("name", ["euler", "euler_a", "ddim", "dpmpp_2m", "pndm", "lms"])

@@ -2,7 +2,8 @@
 
 Stories: a job streams progress and finishes with PNGs; compatible jobs share a batch;
 cancelling works queued and running; a killed worker is restarted and its job retried
-once; a job that kills the worker every time fails and the next job still works.
+once; a job that kills the worker every time fails and the next job still works; a
+request beyond the limits is refused, and a result that is no PNG is never handed on.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from workers.local import LocalImageBackend
 from workers.pngmeta import read_parameters
 
 CRASH = "<<crash the worker>>"
+CORRUPT = "<<send back garbage>>"
 
 # One worker for the whole module: starting a child (spawn + torch import) costs seconds.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -39,8 +41,10 @@ async def _collect(backend: LocalImageBackend, request: ImageRequest) -> list[Jo
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def backend(tiny_model: Path) -> AsyncIterator[LocalImageBackend]:
-    settings = ImagineSettings(batch_window_ms=300, max_batch=4, job_timeout_s=60)
-    worker = LocalImageBackend(settings, tiny_model, _crash_on_prompt=CRASH)
+    settings = ImagineSettings(batch_window_ms=300, max_batch=4, job_timeout_s=60, max_steps=400)
+    worker = LocalImageBackend(
+        settings, tiny_model, _crash_on_prompt=CRASH, _corrupt_on_prompt=CORRUPT
+    )
     await worker.start(preload=True)
     yield worker
     await worker.close()
@@ -146,6 +150,30 @@ async def test_a_job_that_always_crashes_fails_and_the_next_one_works(
     assert last.message == "the image worker crashed twice on this job"
     assert (await backend.health())["restarts"] == restarts + 2
     assert isinstance((await _collect(backend, _request("next")))[-1], Finished)
+
+
+async def test_a_request_beyond_the_limits_is_refused_before_the_worker_sees_it(
+    backend: LocalImageBackend,
+) -> None:
+    updates = await _collect(backend, _request("too-many-steps", steps=401))
+
+    assert len(updates) == 1 and isinstance(updates[0], Failed)
+    assert updates[0].message == (
+        "the image worker refused this request: steps: 401 is out of range (allowed 1 to 400)"
+    )
+
+
+async def test_a_result_that_is_not_a_png_fails_the_job_and_is_not_handed_on(
+    backend: LocalImageBackend,
+) -> None:
+    garbage = ImageRequest("garbage", CORRUPT, width=64, height=64, steps=4)
+    updates = await _collect(backend, garbage)
+
+    assert not any(isinstance(u, Finished) for u in updates)
+    last = updates[-1]
+    assert isinstance(last, Failed) and not last.cancelled
+    assert last.message == "the image worker sent back an unusable result: image 0: not a PNG"
+    assert isinstance((await _collect(backend, _request("after-garbage")))[-1], Finished)
 
 
 async def test_a_missing_model_fails_preload_with_a_model_error(tmp_path: Path) -> None:

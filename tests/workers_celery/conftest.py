@@ -1,29 +1,34 @@
 """Fixtures: the real Redis on 127.0.0.1:6379 and a REAL Celery worker subprocess.
 
-The worker runs ``workers.celery_app.run_worker`` on the tiny random-weights pipeline,
-with a 5 s visibility timeout so that a message abandoned by a killed worker comes back
-fast. Tests use Redis DBs 11 (broker) and 12 (results, progress) and a namespace (queue
-and key prefix) unique to the session; teardown deletes only what that namespace made.
-Every subprocess is killed in teardown.
+Every test here needs that Redis server (``pytest -m celery`` selects them, ``-m "not
+celery"`` skips them). The worker runs ``workers.celery_app.run_worker`` on the tiny
+random-weights pipeline, with a 5 s visibility timeout so that a message abandoned by a
+killed worker comes back fast. Tests use Redis DBs 11 (broker) and 12 (results,
+progress) and a namespace (queue and key prefix) unique to the session; teardown deletes
+only what that namespace made. ``secured_redis`` is a second, throw-away redis-server
+that wants a password. Every subprocess is killed in teardown.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
 
 from bot.config import ImagineSettings
-from workers.celery_app import make_celery
+from workers.celery_app import TASK_NAME, make_celery
 from workers.celery_backend import CeleryImageBackend
 from workers.tiny import build_tiny_sd
 
@@ -49,6 +54,7 @@ def imagine_settings(**overrides: object) -> ImagineSettings:
         "job_timeout_s": 60,
         "batch_window_ms": 300,
         "max_batch": 4,
+        "max_steps": 1000,  # the cancel tests run long jobs
     }
     values.update(overrides)
     return ImagineSettings.model_validate(values)
@@ -90,6 +96,17 @@ class WorkerHost:
             stderr=subprocess.STDOUT,
         )
         log.close()
+
+    def send_raw(self, requests: object) -> str:
+        """Put an ``atelier.generate`` task on the queue directly, bypassing the bot
+        (and every check it makes), as anyone who can reach Redis could; its task id."""
+        task_id = f"{self.namespace}-{uuid.uuid4().hex}"
+        self._app.send_task(TASK_NAME, args=[requests], task_id=task_id, queue=self.namespace)
+        return task_id
+
+    def log_text(self) -> str:
+        """Everything the current worker process has logged so far."""
+        return (self._logs / f"worker-{self.starts}.log").read_text(errors="replace")
 
     def owns(self, hostname: str) -> bool:
         """Whether ``hostname`` is the current worker process's Celery node name."""
@@ -212,3 +229,78 @@ async def backend(namespace: str) -> AsyncIterator[CeleryImageBackend]:
 def job_id(namespace: str) -> str:
     """A job id that names the session (teardown finds its Celery results by it)."""
     return f"{namespace}-{uuid.uuid4().hex[:8]}"
+
+
+def stored_result(namespace: str, job: str, limit_s: float = 30.0) -> dict[bytes, bytes]:
+    """The result hash a worker wrote for ``job`` (waits for it; empty if none came)."""
+    state = redis.Redis(db=STATE_DB)
+    key = f"{namespace}:result:{job}"
+    try:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            stored: dict[bytes, bytes] = state.hgetall(key)  # type: ignore[assignment]
+            if b"meta" in stored:
+                return stored
+            time.sleep(0.1)
+        return {}
+    finally:
+        state.close()
+
+
+@dataclass(frozen=True)
+class SecuredRedis:
+    """A redis-server of our own that wants a password."""
+
+    port: int
+    password: str
+
+    def url(self, db: int, *, password: str | None = None) -> str:
+        """``redis://:PASSWORD@127.0.0.1:PORT/DB`` (another password to test refusals)."""
+        secret = self.password if password is None else password
+        return f"redis://:{secret}@127.0.0.1:{self.port}/{db}"
+
+
+@pytest.fixture(scope="module")
+def secured_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredRedis]:
+    """A throw-away ``redis-server --requirepass`` on a free loopback port (no disk)."""
+    server = SecuredRedis(_free_port(), secrets.token_hex(16))
+    folder = tmp_path_factory.mktemp("secured-redis")
+    args = ["redis-server", "--bind", "127.0.0.1", "--port", str(server.port)]
+    args += ["--requirepass", server.password, "--save", "", "--appendonly", "no"]
+    with (folder / "redis.log").open("wb") as log:
+        proc = subprocess.Popen([*args, "--dir", str(folder)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_redis(server, proc)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_redis(
+    server: SecuredRedis, proc: subprocess.Popen[bytes], limit_s: float = 10
+) -> None:
+    client = redis.Redis(port=server.port, password=server.password, socket_connect_timeout=1)
+    deadline = time.monotonic() + limit_s
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {proc.returncode}")
+            try:
+                if client.ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not answer in {limit_s} s")
+    finally:
+        client.close()

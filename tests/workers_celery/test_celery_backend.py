@@ -12,6 +12,9 @@ from tests.workers_celery.conftest import WorkerHost, broker_view, imagine_setti
 from workers.api import Failed, Finished, ImageRequest, JobUpdate, Queued, Started, Step
 from workers.celery_backend import CeleryImageBackend
 
+# Celery + Redis; the first test of a run also waits for the worker to start (20-40 s).
+pytestmark = [pytest.mark.celery, pytest.mark.timeout(120)]
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
