@@ -11,15 +11,22 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ChatMessage, SystemMessage, ToolMessage
 
+SYSTEMLESS_FORMATS = frozenset({"gemma", "mistral-instruct"})
+"""llama.cpp chat formats whose template has no system turn (it would be dropped)."""
 
-def to_openai_messages(messages: Sequence[BaseMessage], *, native: bool) -> list[dict[str, Any]]:
+
+def to_openai_messages(
+    messages: Sequence[BaseMessage], *, native: bool, system_role: bool = True
+) -> list[dict[str, Any]]:
     """LangChain messages as OpenAI chat messages the chat template can render.
 
     ``native`` keeps system/tool roles and structured tool calls. Otherwise every turn is
-    user or assistant text (templates such as ``gemma`` silently drop ``system`` and
-    ``tool`` turns): system text is folded into the first user turn, a tool call becomes
-    an assistant sentence, a tool result a user turn, and empty turns are dropped (an
-    empty turn would corrupt the gemma prompt).
+    user or assistant text (templates such as ``gemma`` silently drop ``tool`` turns): a
+    tool call becomes an assistant sentence, a tool result a user turn, and empty turns
+    are dropped (an empty turn would corrupt the gemma prompt). System text stays a
+    system turn unless ``system_role`` is False (see ``SYSTEMLESS_FORMATS``): then it is
+    folded into the first user turn. Small instruct models (SmolLM2) answer far worse
+    with their instructions inside the user's turn.
     """
     out: list[dict[str, Any]] = []
     system: list[str] = []
@@ -28,7 +35,10 @@ def to_openai_messages(messages: Sequence[BaseMessage], *, native: bool) -> list
         if isinstance(message, AIMessage):
             names.update({str(c["id"]): c["name"] for c in message.tool_calls})
         if isinstance(message, SystemMessage) and not native:
-            system.append(message.text)
+            if system_role:
+                out.append({"role": "system", "content": message.text})
+            else:
+                system.append(message.text)
             continue
         converted = _native_message(message) if native else _plain_message(message, names)
         if converted is not None:

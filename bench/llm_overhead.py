@@ -47,7 +47,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.agent import Turn
-from agents.messages import to_openai_messages
 from bot.app import App
 from bot.config import Settings
 from bot.events import CommandEvent, Image, MessageEvent, Origin, Progress, Text, TextDelta
@@ -123,8 +122,7 @@ async def _raw_messages(app: App, origin: Origin, prompt: str) -> list[dict[str,
     """The messages the bot sends for this turn, as the chat template receives them."""
     identity = await app.services.storage.identify(origin)
     messages, _ = app.router.agent.context(Turn(origin, identity, prompt, [], None), [])
-    native = app.services.chat_model.mode == "native"  # type: ignore[attr-defined]
-    return to_openai_messages(messages, native=native)
+    return app.services.chat_model.wire_messages(messages)  # type: ignore[attr-defined,no-any-return]
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:

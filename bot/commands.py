@@ -2,7 +2,10 @@
 
 Text platforms send ``/name sub positional --option value``; structured platforms send
 typed options. Both end up in ``bind`` and are validated the same way, so a bad value gets
-the same clear message everywhere. Nothing here runs a handler or touches storage.
+the same clear message everywhere: a string over its option's ``max_length`` is refused
+here whatever the platform's menus promised, and an error quotes at most the first
+``_SHOWN`` characters of a bad value, never a huge input back. Nothing here runs a handler
+or touches storage.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from bot.plugin_api import Command, Option
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
+_SHOWN = 40  # characters of a bad value quoted in an error
 
 
 def resolve(root: Command, event: CommandEvent) -> tuple[Command, str, list[str]]:
@@ -30,7 +34,7 @@ def resolve(root: Command, event: CommandEvent) -> tuple[Command, str, list[str]
         sub_name, tokens = tokens[0], tokens[1:]
     sub = root.subcommands.get(sub_name.lower())
     if sub is None:
-        raise CommandError(f"/{root.name} has no subcommand {sub_name!r}; try {_subs(root)}")
+        raise CommandError(f"/{root.name} has no subcommand {_shown(sub_name)}; try {_subs(root)}")
     return sub, f"{root.name} {sub.name}", tokens
 
 
@@ -50,7 +54,7 @@ def bind(cmd: Command, path: str, tokens: list[str], given: dict[str, Any]) -> d
         else:
             values[opt.name] = opt.default
     if raw:
-        unknown = ", ".join(sorted(raw))
+        unknown = ", ".join(_clip(name) for name in sorted(raw))
         raise CommandError(f"/{path}: unknown option {unknown}. {usage(cmd, path)}")
     return values
 
@@ -90,7 +94,7 @@ def _take_named(cmd: Command, path: str, tokens: list[str], raw: dict[str, Any])
         name, eq, value = tok[2:].partition("=")
         opt = by_name.get(name.replace("-", "_")) or by_name.get(name)
         if opt is None:
-            raise CommandError(f"/{path}: unknown option --{name}. {usage(cmd, path)}")
+            raise CommandError(f"/{path}: unknown option --{_clip(name)}. {usage(cmd, path)}")
         if not eq:
             if opt.type == "boolean" and (i + 1 >= len(tokens) or tokens[i + 1].startswith("--")):
                 value = "true"
@@ -115,8 +119,8 @@ def _fill_positional(cmd: Command, path: str, positional: list[str], raw: dict[s
             return
         raw[opt.name] = positional.pop(0)
     if positional:
-        extra = " ".join(positional)
-        raise CommandError(f"/{path}: unexpected argument {extra!r}. {usage(cmd, path)}")
+        extra = _shown(" ".join(positional))
+        raise CommandError(f"/{path}: unexpected argument {extra}. {usage(cmd, path)}")
 
 
 def _coerce(opt: Option, value: Any) -> Any:
@@ -124,7 +128,7 @@ def _coerce(opt: Option, value: Any) -> Any:
     converted = _convert(opt, value)
     if opt.choices is not None and converted not in opt.choices:
         allowed = ", ".join(str(c) for c in opt.choices)
-        raise CommandError(f"option {opt.name}: {value!r} is not one of: {allowed}")
+        raise CommandError(f"option {opt.name}: {_shown(value)} is not one of: {allowed}")
     if isinstance(converted, int | float) and not isinstance(converted, bool):
         low, high = opt.min_value, opt.max_value
         if (low is not None and converted < low) or (high is not None and converted > high):
@@ -157,14 +161,24 @@ def _convert(opt: Option, value: Any) -> Any:
             return number
     except ValueError:
         kind = "a whole number" if opt.type == "integer" else "a number"
-        raise CommandError(f"option {opt.name}: must be {kind}, got {value!r}") from None
+        raise CommandError(f"option {opt.name}: must be {kind}, got {_shown(value)}") from None
     if isinstance(value, bool):
         return value
     if text in _TRUE:
         return True
     if text in _FALSE:
         return False
-    raise CommandError(f"option {opt.name}: must be true or false, got {value!r}")
+    raise CommandError(f"option {opt.name}: must be true or false, got {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to ``_SHOWN`` characters of the value."""
+    text = str(value)
+    return repr(value) if len(text) <= _SHOWN else f"{text[:_SHOWN]!r}…"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}…"
 
 
 def _range(low: float | None, high: float | None) -> str:

@@ -35,7 +35,7 @@ class LLMSettings(_Section):
     n_threads: int | None = Field(default=None, ge=1)
     n_batch: int = Field(default=512, ge=8)
     max_tokens: int = Field(default=256, ge=1, le=32_768)
-    temperature: float = Field(default=0.7, ge=0.0, le=5.0)
+    temperature: float = Field(default=0.3, ge=0.0, le=5.0)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
     seed: int = -1
     tool_calling: Literal["auto", "native", "grammar"] = "auto"

@@ -152,11 +152,11 @@ class Plugin:
     teardown: Lifecycle | None = None
 
     @overload
-    def tool(self, func: ToolFunc, /) -> ToolFunc: ...
+    def tool(self, func: ToolFunc) -> ToolFunc: ...
     @overload
-    def tool(self, *, hint: str) -> Callable[[ToolFunc], ToolFunc]: ...
+    def tool(self, func: None = None, *, hint: str) -> Callable[[ToolFunc], ToolFunc]: ...
     def tool(
-        self, func: ToolFunc | None = None, /, *, hint: str | None = None
+        self, func: ToolFunc | None = None, *, hint: str | None = None
     ) -> ToolFunc | Callable[[ToolFunc], ToolFunc]:
         """Declare an async function as an agent tool (its docstring is its schema).
 

@@ -17,7 +17,8 @@ plugin = Plugin(
     required=True,
 )
 
-_NAME = Option("name", description="Plugin name")
+# Every free-text option has a max_length: Discord's menu and the core's bind refuse more.
+_NAME = Option("name", description="Plugin name", max_length=64)
 
 plugin.group("plugins", "List, enable, disable and configure plugins in this server")
 
@@ -61,8 +62,8 @@ async def plugins_disable(ctx: CommandContext, name: str) -> str:
     "plugins config",
     "Show a plugin's settings here, or set one",
     _NAME,
-    Option("key", description="Setting to change", required=False),
-    Option("value", description="New value", required=False, rest=True),
+    Option("key", description="Setting to change", required=False, max_length=64),
+    Option("value", description="New value", required=False, rest=True, max_length=1000),
     admin_only=True,
 )
 async def plugins_config(

@@ -11,7 +11,7 @@ import ast
 import math
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -181,12 +181,18 @@ ARITHMETIC_HINT = (
 )
 
 
+# What an expression may contain. Grammar-constrained tool calls follow the schema's
+# pattern, so even a tiny model writes "12*7", not "12 times 7" (bench/tool_selection.py).
+EXPRESSION_PATTERN = r"^([0-9.,+*/%^() -]|sqrt|sin|cos|tan|log|exp|floor|ceil|abs|round|pi|tau|e)+$"
+Expression = Annotated[str, Field(pattern=EXPRESSION_PATTERN)]
+
+
 @plugin.tool(hint=ARITHMETIC_HINT)
-async def calculate(expression: str, ctx: ToolContext) -> str:
+async def calculate(expression: Expression, ctx: ToolContext) -> str:
     """Evaluate an arithmetic expression exactly and return the result.
 
     Args:
-        expression: Arithmetic such as "(12.5 + 3) * 4" or "sqrt(2) ** 2". Supports
+        expression: The arithmetic, e.g. "(12.5 + 3) * 4" or "sqrt(2) ** 2". Supports
             + - * / // % ** parentheses, sqrt sin cos tan log exp abs round, pi and e.
     """
     cfg = _config(ctx.config)

@@ -171,7 +171,7 @@ async def test_cancel_ends_a_long_job(bot: Bot, images: FakeImageBackend) -> Non
 async def test_disabling_imagine_removes_the_command_and_the_tool(bot: Bot) -> None:
     await bot.until(lambda: "imagine" in bot.command_names())
     await reply_to(
-        bot, await bot.fake.send_message(bot.general, bot.member, "hi", mentions_bot=True)
+        bot, await bot.fake.send_message(bot.general, bot.member, "draw a cat", mentions_bot=True)
     )
     assert "generate_image" in bot.model.offered[-1]
 
@@ -186,7 +186,9 @@ async def test_disabling_imagine_removes_the_command_and_the_tool(bot: Bot) -> N
 
     assert "disabled" in (await answered(bot, disabling))["content"]
     await bot.until(lambda: "imagine" not in bot.command_names())
-    asked = await bot.fake.send_message(bot.general, bot.member, "draw a cat", mentions_bot=True)
+    asked = await bot.fake.send_message(
+        bot.general, bot.member, "draw a cat with 3 legs", mentions_bot=True
+    )
     await reply_to(bot, asked)
     assert "generate_image" not in bot.model.offered[-1]
     assert "calculate" in bot.model.offered[-1]  # the other plugins' tools stay

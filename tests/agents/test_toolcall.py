@@ -15,12 +15,14 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.tools import tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
 from agents.messages import to_openai_messages
 from agents.toolcall import (
     ANSWER,
     GrammarToolChatModel,
+    args_note,
     forced_choice,
     parse_choice,
     resolve_mode,
@@ -71,13 +73,17 @@ def test_gemma_style_conversion_keeps_every_turn_renderable() -> None:
         AIMessage(""),
     ]
 
-    converted = to_openai_messages(messages, native=False)
+    converted = to_openai_messages(messages, native=False, system_role=False)
 
     assert converted == [
         {"role": "user", "content": "be brief\n\nwhat is 2+2?"},
         {"role": "assistant", "content": 'Calling tool calculate with {"expression": "2+2"}.'},
         {"role": "user", "content": "Result of tool calculate: 4"},
     ]
+    # ChatML and most templates have a system turn: the instructions stay in it.
+    with_system = to_openai_messages(messages, native=False)
+    assert with_system[0] == {"role": "system", "content": "be brief"}
+    assert with_system[1] == {"role": "user", "content": "what is 2+2?"}
 
 
 def test_native_conversion_keeps_structured_tool_turns() -> None:
@@ -151,3 +157,22 @@ async def test_fairness_key_also_comes_from_run_metadata() -> None:
     await model.ainvoke("hi", config={"metadata": {"fairness_key": "server-9"}})
 
     assert model.sent[0]["fairness_key"] == "server-9"
+
+
+async def test_an_unseeded_model_samples_with_a_fresh_seed_each_call() -> None:
+    model = ScriptedModel(script=["a", "b", "c", "d"], seed=None)
+    for _ in range(2):
+        await model.ainvoke([HumanMessage("hi")])
+    seeded = ScriptedModel(script=["a", "b"], seed=7)
+    for _ in range(2):
+        await seeded.ainvoke([HumanMessage("hi")])
+    first, second = (sent["seed"] for sent in model.sent)
+    assert isinstance(first, int) and first != second  # llama.cpp's default would repeat
+    assert [sent["seed"] for sent in seeded.sent] == [7, 7]
+
+
+def test_the_arguments_note_quotes_the_request_and_no_example_text() -> None:
+    tool = convert_to_openai_tool(calculate)
+    note = args_note(tool, "What is 12 times 7?")
+    assert note.endswith("for this request: What is 12 times 7?")
+    assert "2 + 2" not in note and "description" not in note  # tiny models copy examples

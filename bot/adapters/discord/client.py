@@ -109,7 +109,13 @@ class DiscordAdapter:
         self.settings = settings
         self.client = make_client(settings, guild_ready_timeout=guild_ready_timeout)
         self.tree = _Tree(self.client, self)
-        self.sync = GuildSync(self.tree, self._guild_specs, self._invoke, settings.sync_debounce_s)
+        self.sync = GuildSync(
+            self.tree,
+            self._guild_specs,
+            self._invoke,
+            settings.sync_debounce_s,
+            max_text=app.services.settings.limits.max_message_chars,
+        )
         self._budget = WriteBudget()
         self._chat_channels = set(settings.chat_channels)
         self._chat_flags: TTLCache[int, bool] = TTLCache(_CHAT_FLAG_TTL_S)

@@ -2,8 +2,12 @@
 
 ``build_commands`` turns the commands of the plugins enabled in a guild into discord.py
 ``app_commands`` objects (typed options with descriptions, choices, ranges; groups with
-subcommands). Each generated callback only forwards ``(interaction, name, subcommand,
-options)`` to the adapter: validation and the admin check stay in the core.
+subcommands). Every string option gets a ``max_length`` (its own, else the message limit,
+never over Discord's 6,000), so Discord itself refuses overlong text before it reaches the
+bot; the core checks the same on every platform (``bind`` an option's own ``max_length``,
+the router the message limit). Each generated callback only forwards ``(interaction,
+name, subcommand, options)`` to the adapter: validation and the admin check stay in the
+core.
 ``GuildSync`` keeps each guild's command menu equal to what is enabled there: debounced,
 one sync in flight per guild, skipped when nothing changed. This module never decides
 who may run a command (``default_permissions`` is only a hint for the menu).
@@ -12,6 +16,7 @@ who may run a command (``default_permissions`` is only a hint for the menu).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import math
@@ -33,24 +38,31 @@ AppCommand = app_commands.Command[Any, ..., Any] | app_commands.Group
 _DESCRIPTION_LIMIT = 100
 _MAX_CHOICES = 25
 _MAX_OPTIONS = 25
+MAX_STRING_LENGTH = 6000  # the longest string option value Discord accepts
 _TYPES: dict[str, type] = {"string": str, "integer": int, "number": float, "boolean": bool}
 _ADMIN_HINT = discord.Permissions(manage_guild=True)
 
 
-def build_commands(specs: list[Command], invoke: Invoke) -> list[AppCommand]:
-    """The app commands for ``specs``; a spec Discord would reject is logged and skipped."""
+def build_commands(
+    specs: list[Command], invoke: Invoke, *, max_text: int = MAX_STRING_LENGTH
+) -> list[AppCommand]:
+    """The app commands for ``specs``; a spec Discord would reject is logged and skipped.
+
+    ``max_text`` is the ``max_length`` of string options that declare none (the bot's
+    message limit, ``limits.max_message_chars``); no option exceeds Discord's 6,000.
+    """
     built: list[AppCommand] = []
     for spec in specs:
         try:
-            built.append(_build(spec, invoke))
+            built.append(_build(spec, invoke, max_text))
         except (TypeError, ValueError) as exc:
             log.error("discord: cannot offer /%s as a slash command: %s", spec.name, exc)
     return built
 
 
-def _build(spec: Command, invoke: Invoke) -> AppCommand:
+def _build(spec: Command, invoke: Invoke, max_text: int) -> AppCommand:
     if not spec.subcommands:
-        command = _command(spec, spec.name, None, invoke)
+        command = _command(spec, spec.name, None, invoke, max_text)
         if spec.admin_only:
             command.default_permissions = _ADMIN_HINT
         return command
@@ -60,7 +72,7 @@ def _build(spec: Command, invoke: Invoke) -> AppCommand:
         default_permissions=_ADMIN_HINT if _mostly_admin(spec) else None,
     )
     for sub in spec.subcommands.values():
-        group.add_command(_command(sub, spec.name, sub.name, invoke))
+        group.add_command(_command(sub, spec.name, sub.name, invoke, max_text))
     return group
 
 
@@ -77,13 +89,21 @@ def _mostly_admin(spec: Command) -> bool:
 
 
 def _command(
-    spec: Command, name: str, subcommand: str | None, invoke: Invoke
+    spec: Command, name: str, subcommand: str | None, invoke: Invoke, max_text: int
 ) -> app_commands.Command[Any, ..., Any]:
-    options = list(spec.options[:_MAX_OPTIONS])
+    options = [_bounded(option, max_text) for option in spec.options[:_MAX_OPTIONS]]
     callback = _callback(options, name, subcommand, invoke)
     return app_commands.Command(
         name=spec.name, description=_short(spec.description), callback=callback
     )
+
+
+def _bounded(option: Option, max_text: int) -> Option:
+    """A string option with a ``max_length`` Discord accepts (1 to 6,000)."""
+    if option.type != "string" or option.choices:
+        return option
+    length = option.max_length if option.max_length is not None else max_text
+    return dataclasses.replace(option, max_length=max(1, min(length, MAX_STRING_LENGTH)))
 
 
 def _callback(
@@ -169,16 +189,23 @@ class GuildSync:
     ``schedule(guild_id)`` marks a guild as changed; after ``debounce_s`` without further
     changes its commands are rebuilt in the tree and synced. At most one sync per guild is
     in flight; a change during a sync causes one more sync after it. Rate limits (429) are
-    waited out by discord.py inside the request.
+    waited out by discord.py inside the request. ``max_text``: see ``build_commands``.
     """
 
     def __init__(
-        self, tree: app_commands.CommandTree, specs: Specs, invoke: Invoke, debounce_s: float
+        self,
+        tree: app_commands.CommandTree,
+        specs: Specs,
+        invoke: Invoke,
+        debounce_s: float,
+        *,
+        max_text: int = MAX_STRING_LENGTH,
     ) -> None:
         self._tree = tree
         self._specs = specs
         self._invoke = invoke
         self._debounce_s = debounce_s
+        self._max_text = max_text
         self._dirty: set[int] = set()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._synced: dict[int, list[dict[str, Any]]] = {}
@@ -241,7 +268,7 @@ class GuildSync:
         if specs is None:
             return
         guild = discord.Object(guild_id)
-        commands = build_commands(specs, self._invoke)
+        commands = build_commands(specs, self._invoke, max_text=self._max_text)
         payload = [command.to_dict(self._tree) for command in commands]
         self._tree.clear_commands(guild=guild)
         for command in commands:

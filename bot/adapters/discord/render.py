@@ -3,7 +3,9 @@
 A ``Reply`` takes the router's parts one by one and turns them into Discord writes through
 a ``Sink`` (``sinks``). Streamed text is sent once and then edited, at most once per
 ``edit_interval_s`` per message and within the shared ``WriteBudget``; text over 2,000
-characters continues in further messages (``text.split_message``). Progress and buttons
+characters continues in further messages (``text.split_capped``), at most
+``MAX_TEXT_MESSAGES`` of them: the last one then says that the rest of the text follows as
+a ``.txt`` file, attached when the reply ends (the text is final). Progress and buttons
 sent before any content (a Cancel button) share one placeholder message that the first
 content replaces. Rate-limit (429) retries are discord.py's job: nothing here catches them
 or puts a timeout around a request. This module decides nothing about *what* to say, and
@@ -13,6 +15,7 @@ never reads events.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import time
 from pathlib import Path
@@ -23,12 +26,17 @@ import discord
 from bot.events import Buttons, Error, File, Image, Progress, ReplyPart, Text, TextDelta
 
 from .sinks import Sink, WriteBudget
-from .text import MESSAGE_LIMIT, split_message
+from .text import MESSAGE_LIMIT, split_capped
 from .views import button_view
 
 log = logging.getLogger(__name__)
 
 _RESULT_WRITES = 3  # progress leaves room for a result's image, its text and its buttons
+MAX_TEXT_MESSAGES = 5  # per reply; text beyond them is sent as one .txt file
+REST_FILENAME = "reply.txt"
+_REST_COMING = "✂️ The rest of this answer follows as a file."
+
+_Shown = tuple[str, str | None]  # a text message's content, and the text of its file
 
 
 class Reply:
@@ -41,7 +49,7 @@ class Reply:
         self._answers: list[str] = []  # finished answers (Text parts)
         self._deltas: list[str] = []  # the answer being streamed
         self._messages: list[discord.Message] = []  # the text's messages, chunk by chunk
-        self._shown: list[str] = []
+        self._shown: list[_Shown] = []
         self._placeholder: discord.Message | None = None  # progress and controls, no content
         self._controls = False  # the placeholder carries buttons sent before any content
         self._progress_shown: str | None = None
@@ -81,7 +89,7 @@ class Reply:
     async def finish(self) -> None:
         """Write the final text; remove a progress placeholder nobody replaced (one that
         carries buttons stays, without its progress line)."""
-        await self._flush_now()
+        await self._flush_now(final=True)
         placeholder, self._placeholder = self._placeholder, None
         if placeholder is not None and not self._controls:
             await placeholder.delete()
@@ -114,11 +122,11 @@ class Reply:
             await asyncio.sleep(max(0.0, self._last_write + self._interval - time.monotonic()))
             await self._flush()
 
-    async def _flush_now(self) -> None:
+    async def _flush_now(self, *, final: bool = False) -> None:
         if self._flusher is not None:
             await self._flusher  # re-raises a failed write
             self._flusher = None
-        await self._flush()
+        await self._flush(final=final)
 
     def _raise_flush_error(self) -> None:
         if self._flusher is not None and self._flusher.done():
@@ -127,28 +135,50 @@ class Reply:
             if error is not None:
                 raise error
 
-    async def _flush(self) -> None:
-        """Bring the text's messages up to date: edit changed chunks, post new ones."""
+    async def _flush(self, *, final: bool = False) -> None:
+        """Bring the text's messages up to date: edit changed ones, post new ones."""
         async with self._lock:
             self._dirty = False
-            chunks = split_message(self._text())
-            for index, chunk in enumerate(chunks):
-                if index < len(self._shown) and self._shown[index] == chunk:
+            for index, shown in enumerate(self._layout(final)):
+                if index < len(self._shown) and self._shown[index] == shown:
                     continue
                 await self._budget.acquire(self._sink.key)
+                content, rest = shown
+                files = [] if rest is None else [_rest_file(rest, self._sink.upload_limit)]
                 if index < len(self._messages):
-                    await self._messages[index].edit(content=chunk)
-                    self._shown[index] = chunk
+                    had_file = self._shown[index][1] is not None
+                    fields: dict[str, Any] = {"content": content}
+                    if files or had_file:
+                        fields["attachments"] = files
+                    await self._messages[index].edit(**fields)
+                    self._shown[index] = shown
                 else:
-                    self._messages.append(await self._post_text(chunk))
-                    self._shown.append(chunk)
+                    self._messages.append(await self._post_text(content, files))
+                    self._shown.append(shown)
                 self._last_write = time.monotonic()
 
-    async def _post_text(self, chunk: str) -> discord.Message:
+    def _layout(self, final: bool) -> list[_Shown]:
+        """The text's messages: chunks, then (text too long) a note with the rest as a file.
+
+        The file is attached only once the text is final; while it streams the note says
+        that a file will follow. Blank chunks are left out (Discord refuses them).
+        """
+        chunks, rest = split_capped(self._text(), MAX_TEXT_MESSAGES)
+        shown: list[_Shown] = [(chunk, None) for chunk in chunks if chunk.strip()]
+        if rest and final:
+            shown.append((_rest_note(rest, self._sink.upload_limit), rest))
+        elif rest:
+            shown.append((_REST_COMING, None))
+        return shown
+
+    async def _post_text(self, chunk: str, files: list[discord.File]) -> discord.Message:
         """A new text message; the first one takes over a progress placeholder."""
         self._posted = True
-        filled = await self._fill_placeholder(content=chunk)
-        return filled if filled is not None else await self._sink.post(chunk)
+        fields: dict[str, Any] = {"content": chunk}
+        if files:
+            fields["attachments"] = files
+        filled = await self._fill_placeholder(**fields)
+        return filled if filled is not None else await self._sink.post(chunk, files=files)
 
     async def _fill_placeholder(self, **fields: Any) -> discord.Message | None:
         """Show content in the placeholder, if there is one (and return it); its controls
@@ -229,6 +259,29 @@ def progress_line(part: Progress) -> str:
     if part.detail:
         words.append(part.detail)
     return " ".join(words)[:MESSAGE_LIMIT]
+
+
+def _rest_file(rest: str, upload_limit: int) -> discord.File:
+    """The rest of a long answer as a UTF-8 text file, cut to the upload limit."""
+    return discord.File(io.BytesIO(_rest_bytes(rest, upload_limit)), filename=REST_FILENAME)
+
+
+def _rest_note(rest: str, upload_limit: int) -> str:
+    """The content of the message that carries the rest of a long answer."""
+    size = len(_rest_bytes(rest, upload_limit))
+    if size < len(rest.encode()):
+        return (
+            f"📎 The rest of this answer is too long for messages; {REST_FILENAME} holds "
+            f"its first {size / 1_048_576:.1f} MiB (the upload limit here)."
+        )
+    return f"📎 The rest of this answer ({len(rest):,} characters) is in {REST_FILENAME}."
+
+
+def _rest_bytes(rest: str, upload_limit: int) -> bytes:
+    data = rest.encode()
+    if len(data) <= upload_limit:
+        return data
+    return data[:upload_limit].decode(errors="ignore").encode()  # no half character
 
 
 def _too_big(path: Path, filename: str, limit: int) -> str | None:
