@@ -13,7 +13,11 @@ One process, one loaded model (the configured default: the bundled SmolLM2-135M 
       constrained model call that picks a tool or "answer" before the reply: part of what
       a user waits for, so part of the measurement;
   (c) bot, tools off: the same on a second server, identical prompt, where calculator and
-      imagine are disabled: what the core costs without the tool-choice step.
+      imagine are disabled: what the core costs without the tool-choice step;
+  (d) bot, every tool offered: (b) with ``[agent] tool_hints`` off, so the model is offered
+      every enabled tool whatever the message says (the behaviour before tool hints).
+With tool hints (the default) a tool is offered only for a message matching its hint, so
+for this prompt (b) usually offers none: ``tools_offered`` lists what (b) offered.
 The KV cache is reset before every run so all pay full prompt evaluation. Ratios are
 medians of (b) or (c) over the median of (a).
 
@@ -125,6 +129,13 @@ async def _raw_messages(app: App, origin: Origin, prompt: str) -> list[dict[str,
     return app.services.chat_model.wire_messages(messages)  # type: ignore[attr-defined,no-any-return]
 
 
+async def _offered(app: App, origin: Origin, prompt: str) -> list[str]:
+    """The tools a real turn offers the model for ``prompt`` (hints applied)."""
+    server_pk = (await app.services.storage.identify(origin)).server_pk
+    enabled = await app.services.plugins.enabled_for(server_pk)
+    return [spec.name for item in enabled for spec in item.tools if spec.offered_for(prompt)]
+
+
 def _median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(run[key] for run in runs)
 
@@ -144,7 +155,8 @@ async def _measure(app: App, runs: int, max_tokens: int, prompt: str) -> dict[st
         await app.services.plugins.set_enabled(server_pk, name, False)
     messages = await _raw_messages(app, tools_on, prompt)
     assert messages == await _raw_messages(app, tools_off, prompt)
-    raw, on, off = [], [], []
+    raw, on, off, every = [], [], [], []
+    agent_settings = app.services.settings.agent
     await asyncio.to_thread(_raw_run, engine.llama, messages, max_tokens)  # warm-up
     await _bot_run(app, tools_on, prompt)
     await _bot_run(app, tools_off, prompt)
@@ -152,10 +164,15 @@ async def _measure(app: App, runs: int, max_tokens: int, prompt: str) -> dict[st
         raw.append(await asyncio.to_thread(_raw_run, engine.llama, messages, max_tokens))
         on.append(await _bot_run(app, tools_on, prompt))
         off.append(await _bot_run(app, tools_off, prompt))
+        agent_settings.tool_hints = False  # (d): every enabled tool offered, hint or not
+        every.append(await _bot_run(app, tools_on, prompt))
+        agent_settings.tool_hints = True
     tokens = engine.count_tokens(on[-1]["text"])
     return {
         **_ratios(on, raw, ""),
         **_ratios(off, raw, "_tools_off"),
+        **_ratios(every, raw, "_all_tools_offered"),
+        "tools_offered": await _offered(app, tools_on, prompt),
         "same_output": raw[-1]["text"].strip() == on[-1]["text"].strip(),
         "same_output_tools_off": raw[-1]["text"].strip() == off[-1]["text"].strip(),
         "tool_calls_in_bot_runs": dict(Counter(t for run in on for t in run["tools"])),

@@ -31,8 +31,12 @@ def test_a_home_relative_path_is_expanded(tmp_path: Path, monkeypatch: pytest.Mo
     assert resolve_model_path(_settings(model_path="~/m.gguf")) == tmp_path / "m.gguf"
 
 
-def test_no_configured_path_means_the_bundled_model(model_path: Path) -> None:
-    assert resolve_model_path(_settings()) == model_path
+def test_no_configured_path_means_the_bundled_instruct_model() -> None:
+    path = resolve_model_path(_settings())
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.is_file()
+    with path.open("rb") as gguf:
+        assert gguf.read(4) == b"GGUF"
+    assert _settings().llm.chat_format == "chatml"  # the template SmolLM2 was trained on
 
 
 def test_the_openai_backend_builds_a_client_without_connecting() -> None:
