@@ -183,7 +183,11 @@ ARITHMETIC_HINT = (
 
 # What an expression may contain. Grammar-constrained tool calls follow the schema's
 # pattern, so even a tiny model writes "12*7", not "12 times 7" (bench/tool_selection.py).
-EXPRESSION_PATTERN = r"^([0-9.,+*/%^() -]|sqrt|sin|cos|tan|log|exp|floor|ceil|abs|round|pi|tau|e)+$"
+# At most 80 pieces: the grammar then has to close the string, where an open-ended one
+# let a looping model run out of tokens mid-JSON (an unusable call).
+EXPRESSION_PATTERN = (
+    r"^([0-9.,+*/%^() -]|sqrt|sin|cos|tan|log|exp|floor|ceil|abs|round|pi|tau|e){1,80}$"
+)
 Expression = Annotated[str, Field(pattern=EXPRESSION_PATTERN)]
 
 
