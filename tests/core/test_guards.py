@@ -17,22 +17,6 @@ from tests.core.conftest import collect, origin, say
 from tests.fakes import ScriptedChatModel
 
 
-async def test_a_flood_gets_one_slow_down_notice_per_window(
-    settings: Settings, model: ScriptedChatModel
-) -> None:
-    settings.limits.user_burst = 2
-    settings.limits.user_per_second = 0.01
-    async with await App.start(settings, chat_model=model) as app:
-        assert await say(app, "one") == "hello there"
-        assert await say(app, "two") == "hello there"
-        replies = [await collect(app, MessageEvent(origin(), f"spam {i}")) for i in range(20)]
-    notices = [parts for parts in replies if parts]
-    assert len(notices) == 1
-    assert isinstance(notices[0][0], Error)
-    assert notices[0][0].message.startswith("Slow down: too many messages from you.")
-    assert len(model.seen) == 2  # the refused messages never reached the model
-
-
 async def test_a_flood_is_refused_without_waiting_for_the_turn_in_progress(
     settings: Settings, model: ScriptedChatModel
 ) -> None:

@@ -51,7 +51,7 @@ async def test_an_overlong_message_is_refused_with_the_limit(app: App) -> None:
     assert reply == f"error: Your message is {limit + 1} characters long; the limit is {limit}."
 
 
-async def test_too_many_messages_get_a_slow_down_reply(
+async def test_a_flood_gets_one_slow_down_notice_per_window(
     settings: Settings, model: ScriptedChatModel
 ) -> None:
     settings.limits.user_burst = 2
@@ -61,7 +61,10 @@ async def test_too_many_messages_get_a_slow_down_reply(
         assert await say(app, "two") == "hello there"
         third = await say(app, "three")
         assert third.startswith("error: Slow down: too many messages from you.")
+        flood = [await collect(app, MessageEvent(origin(), f"spam {i}")) for i in range(20)]
+        assert flood == [[]] * 20  # told once per window, then silence
         assert await say(app, "hi", user="someone-else") == "hello there"
+    assert len(model.seen) == 3  # the refused messages never reached the model
 
 
 async def test_the_server_bucket_limits_a_busy_server(
