@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -85,3 +87,20 @@ def test_atelier_run_without_a_token_names_the_variable(
 
     assert code == 2
     assert "ATELIER_DISCORD__TOKEN" in capsys.readouterr().err
+
+
+async def test_a_storage_error_still_answers_the_deferred_interaction(bot: Bot) -> None:
+    database = bot.app.services.settings.data_dir / "atelier.db"
+    with sqlite3.connect(database) as conn:  # the database breaks under the running bot
+        conn.execute("DROP TABLE conversations")
+    newcomer = bot.guild.add_member("newcomer")  # not yet known: the core must ask storage
+
+    interaction = await bot.fake.invoke_command(
+        bot.guild, bot.general, newcomer, "plugins", subcommand="list"
+    )
+
+    answer = await bot.until(lambda: interaction.followups and interaction.followups[-1])
+    assert interaction.callback_type == 5  # deferred ("thinking…") first
+    assert re.search(r"\(error id [0-9a-f]{8}\)", answer["content"]), answer
+    assert "conversations" not in answer["content"]  # no SQL in replies
+    assert answer["flags"] & EPHEMERAL
