@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,7 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 
-from bot.errors import UserError
+from bot.errors import UserError, new_error_id
 from bot.events import Origin, Progress, ReplyPart, Text, TextDelta
 from bot.plugin_api import ToolResult
 
@@ -186,7 +185,7 @@ class Agent:
             return f"error: the tool {name} failed: {exc.user_message}"
         except Exception as exc:
             # Raw exception text (paths, hosts, SQL) stays in the log, not in the prompt.
-            error_id = uuid.uuid4().hex[:8]
+            error_id = new_error_id()
             log.warning("[%s] tool %s failed", error_id, name, exc_info=exc)
             return f"error: the tool {name} failed (error id {error_id})"
         return result if isinstance(result, ToolResult) else str(result)

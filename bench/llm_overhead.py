@@ -133,7 +133,7 @@ async def _offered(app: App, origin: Origin, prompt: str) -> list[str]:
     """The tools a real turn offers the model for ``prompt`` (hints applied)."""
     server_pk = (await app.services.storage.identify(origin)).server_pk
     enabled = await app.services.plugins.enabled_for(server_pk)
-    return [spec.name for item in enabled for spec in item.tools if spec.offered_for(prompt)]
+    return [tool.name for item in enabled for tool in item.offered(prompt)]
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:

@@ -79,12 +79,7 @@ async def _first_step(app: App, origin: Origin, text: str) -> list[tuple[str, An
     identity = await app.services.storage.identify(origin)
     enabled = await app.services.plugins.enabled_for(identity.server_pk)
     hints = app.services.settings.agent.tool_hints
-    tools = [
-        tool
-        for loaded in enabled
-        for spec, tool in zip(loaded.tools, loaded.bound_tools, strict=True)
-        if not hints or spec.offered_for(text)
-    ]
+    tools = [tool for loaded in enabled for tool in loaded.offered(text, hints=hints)]
     messages, _ = app.router.agent.context(Turn(origin, identity, text, tools, None), [])
     model = app.services.chat_model
     bound = model.bind_tools(tools) if tools else model

@@ -28,6 +28,13 @@ the user gets a short generic message. SDK errors are translated at the adapter 
 
 from __future__ import annotations
 
+import uuid
+
+
+def new_error_id() -> str:
+    """A short id that ties a reply ("error id 1a2b3c4d") to its log record."""
+    return uuid.uuid4().hex[:8]
+
 
 class AtelierError(Exception):
     """Root of every error Atelier raises on purpose."""

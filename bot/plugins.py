@@ -75,6 +75,15 @@ class Loaded:
     bound_tools: list[BaseTool]
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    def offered(self, text: str, *, hints: bool = True) -> list[BaseTool]:
+        """The tools offered to the model for a message reading ``text``: those whose hint
+        matches (every tool when ``hints`` is off, i.e. ``[agent] tool_hints = false``)."""
+        return [
+            tool
+            for spec, tool in zip(self.tools, self.bound_tools, strict=True)
+            if not hints or spec.offered_for(text)
+        ]
+
 
 def discover_sources(*, include_entry_points: bool = True) -> dict[str, Source]:
     """Find built-in plugin packages and ``atelier.plugins`` entry points (not imported)."""

@@ -13,7 +13,6 @@ import asyncio
 import inspect
 import logging
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -30,6 +29,7 @@ from bot.errors import (
     PluginError,
     RateLimited,
     UserError,
+    new_error_id,
 )
 from bot.events import (
     ButtonEvent,
@@ -258,11 +258,7 @@ class Router:
         contexts: dict[str, ToolContext] = {}
         hints = self.services.settings.agent.tool_hints
         for loaded in enabled:
-            offered = [
-                tool
-                for spec, tool in zip(loaded.tools, loaded.bound_tools, strict=True)
-                if not hints or spec.offered_for(event.text)
-            ]
+            offered = loaded.offered(event.text, hints=hints)
             if not offered:
                 continue
             config = await self.services.plugins.config_for(identity.server_pk, loaded.plugin)
@@ -354,7 +350,7 @@ def internal_error(exc: BaseException, where: str) -> str:
     Raw exception text (hosts, paths, SQL) never reaches a user or the model: they get
     the id, the operator finds the id in the log.
     """
-    error_id = uuid.uuid4().hex[:8]
+    error_id = new_error_id()
     if isinstance(exc, PluginError):
         log.error("[%s] %s: %s", error_id, where, exc, exc_info=exc.__cause__ or exc)
         return f"The {exc.plugin} plugin failed (error id {error_id}); the problem was logged."

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.errors import new_error_id
 from plugins.imagine.files import ImageFiles
 from plugins.imagine.queue import FairQueue
 from storage.jobs import JobStore
@@ -213,7 +213,7 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except Exception:
-            error_id = uuid.uuid4().hex[:8]  # the exception's text stays in the log
+            error_id = new_error_id()  # the exception's text stays in the log
             log.exception("[%s] image job %s failed in the back end", error_id, job_id)
             await self._fail(job_id, f"The image back end failed (error id {error_id}).")
         finally:
