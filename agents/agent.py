@@ -28,14 +28,14 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 
-from bot.errors import UserError, new_error_id
-from bot.events import Origin, Progress, ReplyPart, Text, TextDelta
-from bot.plugin_api import ToolResult
+from core.errors import UserError, new_error_id
+from core.events import Origin, Progress, ReplyPart, Text, TextDelta
+from core.plugin import ToolResult
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-    from bot.config import Settings
+    from agents.config import AgentSettings, LLMSettings
     from storage.repository import Identity, Storage, StoredMessage
 
 log = logging.getLogger(__name__)
@@ -60,18 +60,21 @@ class Turn:
 class Agent:
     """Answers turns with a chat model, the turn's tools and stored memory."""
 
-    def __init__(self, model: BaseChatModel, settings: Settings, storage: Storage) -> None:
+    def __init__(
+        self, model: BaseChatModel, llm: LLMSettings, settings: AgentSettings, storage: Storage
+    ) -> None:
         self.model = model
+        self.llm = llm
         self.settings = settings
         self.storage = storage
         counter = getattr(model, "count_tokens", None)
         self.count_tokens: Callable[[str], int] = counter if callable(counter) else _estimate
         window = getattr(model, "context_window", None)
-        self.context_window: int = window if isinstance(window, int) else settings.llm.n_ctx
+        self.context_window: int = window if isinstance(window, int) else llm.n_ctx
 
     async def run(self, turn: Turn) -> AsyncIterator[ReplyPart]:
         """Answer ``turn``: stream text deltas, then the final ``Text``; persist both."""
-        agent = self.settings.agent
+        agent = self.settings
         conversation = turn.identity.conversation_pk
         history = await self.storage.history(conversation, agent.history_messages)
         messages, user_text = self.context(turn, history)
@@ -132,8 +135,8 @@ class Agent:
         system = self._system_prompt(turn)
         budget = (
             self.context_window
-            - self.settings.llm.max_tokens
-            - self.settings.agent.context_reserve_tokens
+            - self.llm.max_tokens
+            - self.settings.context_reserve_tokens
             - self.count_tokens(system)
         )
         text = self._fit(turn.text, max(budget, 16))
@@ -149,7 +152,7 @@ class Agent:
         return [SystemMessage(system), *kept, HumanMessage(text)], text
 
     def _system_prompt(self, turn: Turn) -> str:
-        base = turn.system_prompt or self.settings.agent.system_prompt
+        base = turn.system_prompt or self.settings.system_prompt
         o = turn.origin
         where = (
             f"Context (set by the bot, not by the user): platform {o.platform}, "

@@ -3,7 +3,7 @@
 Meant for llama.cpp servers (``llama-server``, ``python -m llama_cpp.server``): streamed
 ``/chat/completions`` over SSE, tool calling native or grammar-constrained through the
 server's ``response_format`` ``{"type": "json_object", "schema": ...}`` (the flow lives in
-``agents.toolcall``). Transport failures become ``bot.errors.ModelError``; this module
+``agents.toolcall``). Transport failures become ``core.errors.ModelError``; this module
 must never leak an ``httpx`` exception or log the API key.
 
 ``fairness_key`` is accepted like the in-process backend's but only the server orders
@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from agents.config import LLMSettings
 from agents.toolcall import GrammarToolChatModel
-from bot.config import LLMSettings
-from bot.errors import ModelError
+from core.errors import ModelError
 
 
 class ChatOpenAICompatible(GrammarToolChatModel):

@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 
 import llama_cpp
 
-from bot.errors import ModelError
+from core.errors import ModelError
 
 T = TypeVar("T")
 

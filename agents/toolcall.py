@@ -41,8 +41,8 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from agents.config import LLMSettings
 from agents.messages import SYSTEMLESS_FORMATS, to_openai_messages
-from bot.config import LLMSettings
 
 ANSWER = "answer"
 """The pseudo tool name that means "reply in words" in the choice step."""

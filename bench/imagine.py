@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.app import App
 from bot.config import Settings
-from bot.events import CommandEvent, Error, Image, Origin
+from core.events import CommandEvent, Error, Image, Origin
 from tests.fakes import ScriptedChatModel, script
 from workers.tiny import build_tiny_sd
 
@@ -94,15 +94,19 @@ async def _bot_run(app: App, user: str, size: int, steps: int, seed: int) -> flo
 def _settings(data_dir: Path, model: Path, max_batch: int, window_ms: int) -> Settings:
     return Settings(
         data_dir=data_dir,
-        imagine={
-            "model_path": str(model),
-            "preload": True,
-            "max_batch": max_batch,
-            "batch_window_ms": window_ms,
-            "max_pending_per_user": 10,
-        },
         limits={"user_burst": 1000, "server_burst": 1000},
-        plugins={"disable_entry_points": True},
+        plugins={
+            "disable_entry_points": True,
+            "config": {
+                "imagine": {
+                    "model_path": str(model),
+                    "preload": True,
+                    "max_batch": max_batch,
+                    "batch_window_ms": window_ms,
+                    "max_pending_per_user": 10,
+                }
+            },
+        },
     )
 
 

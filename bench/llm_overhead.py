@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agents.agent import Turn
 from bot.app import App
 from bot.config import Settings
-from bot.events import CommandEvent, Image, MessageEvent, Origin, Progress, Text, TextDelta
+from core.events import CommandEvent, Image, MessageEvent, Origin, Progress, Text, TextDelta
 
 # Needs no tool, and the bundled SmolLM2-135M's choice step picks "answer" for it (it
 # picks ``calculate`` for many other plain prompts, e.g. "Write three sentences about
@@ -132,7 +132,7 @@ async def _raw_messages(app: App, origin: Origin, prompt: str) -> list[dict[str,
 async def _offered(app: App, origin: Origin, prompt: str) -> list[str]:
     """The tools a real turn offers the model for ``prompt`` (hints applied)."""
     server_pk = (await app.services.storage.identify(origin)).server_pk
-    enabled = await app.services.plugins.enabled_for(server_pk)
+    enabled = await app.plugins.enabled_for(server_pk)
     return [tool.name for item in enabled for tool in item.offered(prompt)]
 
 
@@ -152,7 +152,7 @@ async def _measure(app: App, runs: int, max_tokens: int, prompt: str) -> dict[st
     tools_on, tools_off = _origin("bench-tools"), _origin("bench-no-tools")
     server_pk = (await app.services.storage.identify(tools_off)).server_pk
     for name in TOOL_PLUGINS:
-        await app.services.plugins.set_enabled(server_pk, name, False)
+        await app.plugins.set_enabled(server_pk, name, False)
     messages = await _raw_messages(app, tools_on, prompt)
     assert messages == await _raw_messages(app, tools_off, prompt)
     raw, on, off, every = [], [], [], []
@@ -194,8 +194,8 @@ async def main(runs: int, max_tokens: int, prompt: str) -> dict[str, Any]:
         settings = Settings(
             data_dir=Path(tmp),
             llm={"temperature": 0.0, "max_tokens": max_tokens},
-            plugins={"disable_entry_points": True},  # only the built-ins, as shipped
-            imagine=TINY_IMAGES,
+            # Only the built-ins, as shipped.
+            plugins={"disable_entry_points": True, "config": {"imagine": TINY_IMAGES}},
             limits={"user_burst": 1000, "server_burst": 1000},
         )
         async with await App.start(settings) as app:

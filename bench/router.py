@@ -53,7 +53,7 @@ from langchain_core.runnables import Runnable
 from agents.agent import Turn
 from bot.app import App
 from bot.config import Settings
-from bot.events import MessageEvent, Origin, Text
+from core.events import MessageEvent, Origin, Text
 
 
 class InstantChatModel(BaseChatModel):

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agents.agent import Turn
 from bot.app import App
 from bot.config import Settings
-from bot.events import Origin
+from core.events import Origin
 from plugins.calculator import CalcError, evaluate
 
 PLAIN = [
@@ -77,7 +77,7 @@ CALC = [
 async def _first_step(app: App, origin: Origin, text: str) -> list[tuple[str, Any]]:
     """The tool calls of the model's first step for ``text``, as a turn makes it."""
     identity = await app.services.storage.identify(origin)
-    enabled = await app.services.plugins.enabled_for(identity.server_pk)
+    enabled = await app.plugins.enabled_for(identity.server_pk)
     hints = app.services.settings.agent.tool_hints
     tools = [tool for loaded in enabled for tool in loaded.offered(text, hints=hints)]
     messages, _ = app.router.agent.context(Turn(origin, identity, text, tools, None), [])

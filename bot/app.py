@@ -1,6 +1,8 @@
 """Assembles a running bot: storage, the chat model, plugins, agent and router.
 
-Adapters (console, Discord, Telegram) receive an ``App`` and talk only to ``app.router``.
+Adapters (console, Discord, Telegram) receive an ``App`` and talk to ``app.router``
+(events in, reply parts out; ``router.answers`` decides who is answered) and
+``app.menus`` (each server's commands and their change events).
 Start-up errors (bad config, missing model, unreachable database) surface as
 ``ConfigError`` / ``ModelError`` / ``StorageError`` with a message naming what is wrong.
 """
@@ -15,7 +17,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from agents.agent import Agent
+from bot.administration import BotAdministration
 from bot.config import Settings
+from bot.menus import CommandMenus
 from bot.plugins import PluginManager
 from bot.router import Router
 from bot.server_state import ServerState
@@ -33,9 +37,11 @@ log = logging.getLogger(__name__)
 class App:
     """A running bot; use ``await App.start(settings)`` or ``async with await App.start``."""
 
-    def __init__(self, services: Services, router: Router) -> None:
+    def __init__(self, services: Services, plugins: PluginManager, router: Router) -> None:
         self.services = services
+        self.plugins = plugins
         self.router = router
+        self.menus = CommandMenus(plugins, services.storage)
 
     @classmethod
     async def start(
@@ -48,7 +54,8 @@ class App:
     ) -> App:
         """Open storage (migrating it), load the LLM unless given, load the plugins.
 
-        ``image_backend`` replaces the configured image back end (tests pass a fake).
+        ``image_backend`` replaces the configured image back end (tests pass a fake); it
+        reaches only plugins that declare ``uses=("image",)``.
         """
         say = status or (lambda message: log.info("%s", message))
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -57,25 +64,33 @@ class App:
         say("opening storage")
         storage = await Storage.open(settings.database_url, echo=settings.storage.echo)
         try:
-            services = Services(settings, storage, ServerState(storage), chat_model, image_backend)
-            services.plugins = PluginManager(services)
+            services = Services(settings, storage, ServerState(storage), chat_model)
+            backends: dict[str, object] = {"llm": chat_model, "database": storage.engine}
+            if image_backend is not None:
+                backends["image"] = image_backend
+            plugins = PluginManager(
+                settings.plugins, storage, data_dir=settings.data_dir, backends=backends
+            )
+            plugins.attach(
+                BotAdministration(plugins, services.server_state, storage, settings.agent)
+            )
             say("loading plugins")
             try:
-                await services.plugins.load_all()
+                await plugins.load_all()
             except BaseException:
-                await services.plugins.close()
+                await plugins.close()
                 raise
-            agent = Agent(chat_model, settings, storage)
+            agent = Agent(chat_model, settings.llm, settings.agent, storage)
         except BaseException:
             await storage.close()
             raise
         _tune_gc()
-        return cls(services, Router(services, agent))
+        return cls(services, plugins, Router(services, plugins, agent))
 
     async def aclose(self) -> None:
         """Unload plugins, then close storage (flushing pending writes)."""
         try:
-            await self.services.plugins.close()
+            await self.plugins.close()
         finally:
             await self.services.storage.close()
             model = self.services.chat_model
@@ -112,8 +127,8 @@ async def _load_model(settings: Settings, say: Callable[[str], None]) -> BaseCha
     from agents.factory import build_chat_model, resolve_model_path
 
     if settings.llm.backend == "llamacpp":
-        path = await asyncio.to_thread(resolve_model_path, settings)
+        path = await asyncio.to_thread(resolve_model_path, settings.llm)
         say(f"loading model {path}")
     else:
         say(f"connecting to {settings.llm.base_url}")
-    return await asyncio.to_thread(build_chat_model, settings)
+    return await asyncio.to_thread(build_chat_model, settings.llm)

@@ -19,12 +19,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.adapters import registry
 from bot.cli_workers import add_commands as add_worker_commands
 from bot.config import Settings, load_settings
-from bot.errors import AtelierError, ConfigError, ModelError
+from core.errors import AtelierError, ConfigError, ModelError
 
 if TYPE_CHECKING:
     from bot.app import App
+    from core.adapter import Adapter
 
 log = logging.getLogger("atelier")
 
@@ -89,34 +91,52 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    """``atelier run``: serve the configured platforms until Ctrl-C or SIGTERM.
+    """``atelier run``: serve every configured platform until Ctrl-C or SIGTERM.
 
-    Discord runs when ``ATELIER_DISCORD__TOKEN`` is set; with no platform configured this
-    is a configuration error (exit code 2) before anything is loaded.
+    An adapter runs when its token is set (``ATELIER_DISCORD__TOKEN`` ...); with none
+    configured this is a configuration error (exit code 2) before anything is loaded.
     """
-    if settings.discord.token is None or not settings.discord.token.get_secret_value():
+    entries = registry.configured(settings)
+    if not entries:
+        names = " or ".join(entry.token_env for entry in registry.ENTRIES)
         raise ConfigError(
-            "no platform to serve: set ATELIER_DISCORD__TOKEN to run the Discord adapter "
+            f"no platform to serve: set {names} to run an adapter "
             "(or use `atelier chat` for the console)"
         )
-    from bot.adapters.discord import DiscordAdapter
 
     async def serve() -> int:
         app = await _start_app(settings, spinner=False)
+        adapters: list[Adapter] = []
         try:
-            adapter = DiscordAdapter(app, settings.discord)
-            await adapter.start()
-            serving = asyncio.ensure_future(adapter.wait_closed())
+            for entry in entries:
+                adapter = entry.build(app, settings)
+                await adapter.start()
+                adapters.append(adapter)
+            print(f"serving: {', '.join(entry.name for entry in entries)}", flush=True)
+            serving = asyncio.ensure_future(_first_to_end(adapters))
             try:
                 await _until_stopped(serving)
             finally:
-                await adapter.close()
+                await asyncio.gather(*(a.stop() for a in adapters), return_exceptions=True)
                 await asyncio.gather(serving, return_exceptions=True)
         finally:
             await app.aclose()
         return EXIT_OK
 
     return asyncio.run(serve())
+
+
+async def _first_to_end(adapters: list[Adapter]) -> None:
+    """Wait until any adapter's connection ends; raise its error if it failed."""
+    waits = [asyncio.ensure_future(adapter.wait_closed()) for adapter in adapters]
+    try:
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in waits:
+            task.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
 
 
 async def _until_stopped(serving: asyncio.Future[Any]) -> None:
@@ -247,7 +267,7 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--admin", action="store_true", help="act as a server admin")
     chat.set_defaults(handler=_chat)
 
-    run = commands.add_parser("run", help="serve the configured platforms (Discord)")
+    run = commands.add_parser("run", help="serve every configured platform (Discord)")
     run.set_defaults(handler=_run)
 
     db = commands.add_parser("db", help="database maintenance")

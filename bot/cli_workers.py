@@ -11,8 +11,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from bot.config import Settings
-from bot.errors import ConfigError
+from core.errors import ConfigError
+from workers.config import ImagineSettings
 
 EXIT_OK = 0
 
@@ -59,7 +62,7 @@ def celery_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     model_path = _model_path(settings)
     run_worker(
-        settings.imagine,
+        imagine_settings(settings),
         model_path=model_path,
         concurrency=args.concurrency,
         loglevel=settings.log_level,
@@ -67,13 +70,35 @@ def celery_worker(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def imagine_settings(settings: Settings) -> ImagineSettings:
+    """The imagine plugin's config (``[plugins.config.imagine]``), validated."""
+    try:
+        return ImagineSettings.model_validate(settings.plugins.config.get("imagine", {}))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(part) for part in err["loc"])
+        raise ConfigError(f"plugins.config.imagine.{key}: {err['msg']}") from exc
+
+
 def _model_path(settings: Settings) -> Path:
     """The configured model, or the bundled demo (built here on first use)."""
-    if settings.imagine.model_path:
-        path = Path(settings.imagine.model_path).expanduser()
-        if not path.exists():
-            raise ConfigError(f"imagine.model_path: no such file or folder: {path}")
+    imagine = imagine_settings(settings)
+    path = imagine.resolved_model_path(settings.data_dir)
+    if imagine.model_path:
         return path
     from workers.tiny import build_tiny_sd
 
-    return build_tiny_sd(settings.data_dir / "models" / "tiny-sd")
+    return build_tiny_sd(path)
+
+
+def __getattr__(name: str) -> Any:
+    """``celery -A bot.cli_workers worker`` finds ``app`` here, built from the config.
+
+    (``atelier worker --celery`` is the supported way; this serves Celery's own CLI.)
+    """
+    if name == "app":
+        from bot.config import load_settings
+        from workers.celery_app import make_celery
+
+        return make_celery(imagine_settings(load_settings()))
+    raise AttributeError(name)

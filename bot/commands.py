@@ -13,9 +13,9 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from bot.errors import CommandError
-from bot.events import CommandEvent
-from bot.plugin_api import Command, Option
+from core.errors import CommandError
+from core.events import CommandEvent
+from core.plugin import Command, Option
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}

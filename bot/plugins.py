@@ -14,10 +14,11 @@ import importlib
 import logging
 import pkgutil
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,7 +27,9 @@ from pydantic import BaseModel, ValidationError
 
 import plugins as builtin_plugins
 from bot.cache import TTLCache
-from bot.errors import (
+from bot.tools import ToolSpec, build, make_spec
+from core.config import scope_of
+from core.errors import (
     CommandError,
     ConfigError,
     ModelError,
@@ -34,12 +37,12 @@ from bot.errors import (
     PluginTimeout,
     UserError,
 )
-from bot.plugin_api import Command, Plugin, PluginContext, Task
-from bot.tools import ToolSpec, build, make_spec
+from core.plugin import Caller, Command, Plugin, PluginContext, Task
 
 if TYPE_CHECKING:
-    from bot.services import Services
-    from storage.repository import PluginOverride
+    from bot.config import PluginsSettings
+    from core.admin import Administration
+    from storage.repository import PluginOverride, Storage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,17 +74,22 @@ class Loaded:
 
     plugin: Plugin
     source: Source
+    context: PluginContext
     tools: list[ToolSpec]
     bound_tools: list[BaseTool]
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def offered(self, text: str, *, hints: bool = True) -> list[BaseTool]:
-        """The tools offered to the model for a message reading ``text``: those whose hint
-        matches (every tool when ``hints`` is off, i.e. ``[agent] tool_hints = false``)."""
+    def offered(
+        self, text: str, *, hints: bool = True, caller: Caller | None = None
+    ) -> list[BaseTool]:
+        """The tools offered to the model for a message reading ``text`` from ``caller``:
+        those whose hint matches (every tool when ``hints`` is off, i.e. ``[agent]
+        tool_hints = false``) and whose requirements the caller meets."""
         return [
             tool
             for spec, tool in zip(self.tools, self.bound_tools, strict=True)
-            if not hints or spec.offered_for(text)
+            if (not hints or spec.offered_for(text))
+            and (caller is None or spec.needs.unmet(caller) is None)
         ]
 
 
@@ -111,10 +119,25 @@ def discover_plugins(*, include_entry_points: bool = True) -> dict[str, Plugin]:
 
 
 class PluginManager:
-    """Loads plugins and answers which of them apply in a server."""
+    """Loads plugins and answers which of them apply in a server.
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    Each plugin gets only its port (``PluginContext``): its config, a data folder, the
+    ``backends`` it declared in ``Plugin.uses`` and, for required plugins, ``admin``.
+    """
+
+    def __init__(
+        self,
+        settings: PluginsSettings,
+        storage: Storage,
+        *,
+        data_dir: Path,
+        backends: Mapping[str, object] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.data_dir = data_dir
+        self.backends = dict(backends or {})
+        self.admin: Administration | None = None  # given to required plugins (see attach)
         self.loaded: dict[str, Loaded] = {}
         self.sources: dict[str, Source] = {}
         self._views: TTLCache[int, _ServerView] = TTLCache(_OVERRIDE_TTL_S)
@@ -125,8 +148,7 @@ class PluginManager:
 
     async def load_all(self) -> None:
         """Discover and load every plugin; failures are logged and skipped."""
-        settings = self.services.settings.plugins
-        self.sources = discover_sources(include_entry_points=not settings.disable_entry_points)
+        self.sources = discover_sources(include_entry_points=not self.settings.disable_entry_points)
         for name in sorted(self.sources):
             try:
                 await self.load(name)
@@ -183,16 +205,21 @@ class PluginManager:
         self._check_commands(plugin)
         try:
             tools = [
-                make_spec(plugin.name, func, plugin.tool_hints.get(func.__name__))
+                make_spec(
+                    plugin.name,
+                    func,
+                    plugin.tool_hints.get(func.__name__),
+                    plugin.tool_needs.get(func.__name__),
+                )
                 for func in plugin.tools
             ]
         except Exception as exc:
             raise PluginError(plugin.name, f"bad tool: {exc}") from exc
-        ctx = PluginContext(self.services, self.default_config(plugin))
+        ctx = self._context(plugin)
         if plugin.setup is not None:
-            await self.call(plugin.name, plugin.setup(ctx), self._timeout_of(plugin.name, plugin))
+            await self.call(plugin.name, plugin.setup(ctx), ctx.call_timeout_s)
         bound = [build(spec, partial(self.timeout_for, plugin.name)) for spec in tools]
-        loaded = Loaded(plugin, source, tools, bound)
+        loaded = Loaded(plugin, source, ctx, tools, bound)
         for task in plugin.tasks:
             loaded.tasks.append(asyncio.create_task(self._guard(plugin.name, task, ctx)))
         log.info("loaded plugin %s %s", plugin.name, plugin.version)
@@ -214,8 +241,7 @@ class PluginManager:
         await asyncio.gather(*loaded.tasks, return_exceptions=True)
         try:
             if loaded.plugin.teardown is not None:
-                ctx = PluginContext(self.services, self.default_config(loaded.plugin))
-                await self.call(loaded.plugin.name, loaded.plugin.teardown(ctx))
+                await self.call(loaded.plugin.name, loaded.plugin.teardown(loaded.context))
         except PluginError as exc:
             log.error("teardown failed: %s", exc)
         finally:
@@ -234,19 +260,44 @@ class PluginManager:
     # ---- calls -------------------------------------------------------------------
 
     def timeout_for(self, name: str) -> float:
-        """The per-call time limit for loaded plugin ``name`` (see ``_timeout_of``)."""
+        """The per-call time limit of loaded plugin ``name`` (see ``_timeout_of``)."""
+        if name in self.settings.timeouts:  # read live: an operator's override wins at once
+            return self.settings.timeouts[name]
         loaded = self.loaded.get(name)
-        return self._timeout_of(name, loaded.plugin if loaded else None)
+        return loaded.context.call_timeout_s if loaded else self.settings.call_timeout_s
 
-    def _timeout_of(self, name: str, plugin: Plugin | None) -> float:
-        """Config ``plugins.timeouts[name]``, else the plugin's own ``call_timeout_s``,
-        else ``plugins.call_timeout_s``."""
-        settings = self.services.settings.plugins
-        if name in settings.timeouts:
-            return settings.timeouts[name]
-        if plugin is not None and plugin.call_timeout_s is not None:
-            return plugin.call_timeout_s
-        return settings.call_timeout_s
+    def _timeout_of(self, plugin: Plugin, config: BaseModel | None) -> float:
+        """Config ``plugins.timeouts[name]``, else the plugin's own ``call_timeout_s``
+        (a number, or computed from its config), else ``plugins.call_timeout_s``."""
+        if plugin.name in self.settings.timeouts:
+            return self.settings.timeouts[plugin.name]
+        own = plugin.call_timeout_s
+        if callable(own):
+            try:
+                return float(own(config))
+            except Exception as exc:
+                raise PluginError(plugin.name, f"call_timeout_s: {exc}") from exc
+        return own if own is not None else self.settings.call_timeout_s
+
+    def _context(self, plugin: Plugin) -> PluginContext:
+        """The plugin's port: its config, data folder, declared back ends, time limit."""
+        try:
+            config = self.default_config(plugin)
+        except CommandError as exc:
+            raise ConfigError(f"[plugins.config.{plugin.name}]: {exc.user_message}") from exc
+        backends = {name: self.backends[name] for name in plugin.uses if name in self.backends}
+        return PluginContext(
+            plugin.name,
+            config,
+            self.data_dir,
+            backends,
+            self._timeout_of(plugin, config),
+            self.admin if plugin.required else None,
+        )
+
+    def attach(self, admin: Administration) -> None:
+        """Give required plugins the administration port (before ``load_all``)."""
+        self.admin = admin
 
     async def call(self, name: str, work: Awaitable[T], limit_s: float | None = None) -> T:
         """Await ``work`` of plugin ``name`` within its time limit; wrap its failures."""
@@ -264,7 +315,7 @@ class PluginManager:
 
     def default_enabled(self, plugin: Plugin) -> bool:
         """Whether ``plugin`` is on where a server has no override (config, then plugin)."""
-        configured = self.services.settings.plugins.enabled
+        configured = self.settings.enabled
         return plugin.required or configured.get(plugin.name, plugin.enabled_by_default)
 
     def add_listener(self, listener: Callable[[int | None], Awaitable[None]]) -> None:
@@ -284,7 +335,7 @@ class PluginManager:
         return await self._views.get(server_pk, lambda: self._load_view(server_pk))
 
     async def _load_view(self, server_pk: int) -> _ServerView:
-        return _ServerView(await self.services.storage.plugin_overrides(server_pk))
+        return _ServerView(await self.storage.plugin_overrides(server_pk))
 
     def _invalidate(self, server_pk: int | None = None) -> None:
         self._views.invalidate(server_pk)
@@ -318,7 +369,7 @@ class PluginManager:
         plugin = self.require(name).plugin
         if plugin.required and not enabled:
             raise CommandError(f"plugin {name} is required and cannot be disabled")
-        await self.services.storage.set_plugin_enabled(server_pk, name, enabled)
+        await self.storage.set_plugin_enabled(server_pk, name, enabled)
         self._invalidate(server_pk)
         await self._changed(server_pk)
 
@@ -327,16 +378,17 @@ class PluginManager:
         plugin = self.require(name).plugin
         if plugin.config_model is None:
             raise CommandError(f"plugin {name} has no settings")
-        fields = plugin.config_model.model_fields
+        fields = [k for k in plugin.config_model.model_fields if _server_scoped(plugin, k)]
         if key not in fields:
+            known = ", ".join(fields) or "none"
             raise CommandError(
-                f"plugin {name} has no setting {key!r}; settings: {', '.join(fields)}"
+                f"plugin {name} has no setting {key!r} that a server can change; settings: {known}"
             )
         current = (await self.overrides(server_pk)).get(name)
         stored = dict(current.config) if current else {}
         model = self._validate(plugin, {**self._file_config(name), **stored, key: value})
         stored[key] = model.model_dump(mode="json")[key]
-        await self.services.storage.set_plugin_config(server_pk, name, stored)
+        await self.storage.set_plugin_config(server_pk, name, stored)
         self._invalidate(server_pk)
         return stored[key]
 
@@ -349,7 +401,8 @@ class PluginManager:
         if config is None:
             override = view.overrides.get(plugin.name)
             stored = override.config if override else {}
-            config = self._validate(plugin, {**self._file_config(plugin.name), **stored})
+            own = {k: v for k, v in stored.items() if _server_scoped(plugin, k)}
+            config = self._validate(plugin, {**self._file_config(plugin.name), **own})
             view.configs[plugin.name] = config
         return config
 
@@ -376,7 +429,7 @@ class PluginManager:
         return None
 
     def _file_config(self, name: str) -> dict[str, Any]:
-        return dict(self.services.settings.plugins.config.get(name, {}))
+        return dict(self.settings.config.get(name, {}))
 
     def _validate(self, plugin: Plugin, values: dict[str, Any]) -> BaseModel:
         if plugin.config_model is None:
@@ -387,6 +440,11 @@ class PluginManager:
             err = exc.errors()[0]
             key = ".".join(str(p) for p in err["loc"])
             raise CommandError(f"plugin {plugin.name}: setting {key}: {err['msg']}") from exc
+
+
+def _server_scoped(plugin: Plugin, key: str) -> bool:
+    """Whether a server's admins may change ``key`` (declared with ``core.config.server``)."""
+    return plugin.config_model is not None and scope_of(plugin.config_model, key) != "global"
 
 
 def _import_plugin(source: Source) -> Plugin:

@@ -13,8 +13,10 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from functools import partial
 from typing import Any, cast
 
 from langchain_core.tools import BaseTool
@@ -22,7 +24,12 @@ from langchain_core.tools import BaseTool
 from agents.agent import Agent, Turn
 from bot.cache import LRUDict
 from bot.commands import bind, resolve
-from bot.errors import (
+from bot.plugins import Loaded, PluginManager
+from bot.ratelimit import TokenBuckets
+from bot.services import Services
+from bot.tools import tool_config
+from core.adapter import Actions
+from core.errors import (
     CommandError,
     InputRejected,
     PermissionDenied,
@@ -31,7 +38,8 @@ from bot.errors import (
     UserError,
     new_error_id,
 )
-from bot.events import (
+from core.events import (
+    Attachment,
     ButtonEvent,
     CommandEvent,
     Error,
@@ -40,22 +48,22 @@ from bot.events import (
     Origin,
     ReplyPart,
     Text,
+    TextDelta,
 )
-from bot.plugin_api import Command, CommandContext, HookContext, ToolContext
-from bot.plugins import Loaded
-from bot.ratelimit import TokenBuckets
-from bot.services import Services
-from bot.tools import tool_config
+from core.plugin import Caller, Command, CommandContext, HookContext, Outbound, ToolContext
 from storage.repository import Identity
 
 log = logging.getLogger(__name__)
+HOLD_CHARS = 200  # buffered outbound hooks see a streamed reply every this many characters
+ATTACHMENT_ONLY_NOTE = "I can only read text for now — please write your request as a message."
 
 
 class Router:
     """Routes events to commands, buttons and the agent; see the module docstring."""
 
-    def __init__(self, services: Services, agent: Agent) -> None:
+    def __init__(self, services: Services, plugins: PluginManager, agent: Agent) -> None:
         self.services = services
+        self.plugins = plugins
         self.agent = agent
         limits = services.settings.limits
         self._users = TokenBuckets(limits.user_burst, limits.user_per_second)
@@ -63,8 +71,13 @@ class Router:
         self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}  # only while in use
         self._notices = _Notices()
 
-    async def handle(self, event: Event) -> AsyncIterator[ReplyPart]:
+    async def handle(
+        self, event: Event, *, actions: Actions | None = None
+    ) -> AsyncIterator[ReplyPart]:
         """Process one event; yields the reply parts to render, in order.
+
+        ``actions``: what the event's platform lets plugins do (delete, time out, post);
+        hooks and handlers reach it as ``ctx.actions``.
 
         Size and rate are checked before the event waits for its conversation's earlier
         turns, so a flood is refused at once instead of queueing behind itself.
@@ -72,9 +85,11 @@ class Router:
         if isinstance(event, MessageEvent) and not event.text.strip() and not event.attachments:
             return  # an empty message is ignored, not answered
         try:
+            if isinstance(event, MessageEvent) and not await self.answers(event):
+                return
             self._check_size(event)
             identity = await self.services.storage.identify(event.origin)
-            enabled = await self.services.plugins.enabled_for(identity.server_pk)
+            enabled = await self.plugins.enabled_for(identity.server_pk)
             self._check_rate(event, identity)
         except RateLimited as exc:
             if self._notices.first(event.origin, exc.retry_after):
@@ -86,8 +101,12 @@ class Router:
         except Exception as exc:
             yield Error(internal_error(exc, f"before the turn of {event.origin}"))
             return
-        hook_ctx = HookContext(event.origin, identity.server_pk)
-        parts = self._outbound(self._guarded(event, identity, enabled, hook_ctx), enabled, hook_ctx)
+        event = self._capped(event)
+        if isinstance(event, MessageEvent) and not event.text.strip():
+            yield Text(ATTACHMENT_ONLY_NOTE)  # files alone: nothing here reads them yet
+            return
+        caller = _caller(event, identity, actions)
+        parts = self._outbound(self._guarded(event, identity, enabled, caller), enabled, caller)
         if not self._is_ordered(event):
             async for part in parts:
                 yield part
@@ -96,6 +115,28 @@ class Router:
             async for part in parts:
                 yield part
 
+    async def answers(self, event: MessageEvent) -> bool:
+        """The core's rule: direct messages, mentions and replies to the bot are answered;
+        other messages only in chat channels, and files alone only when spoken to."""
+        facts = event.addressing
+        if facts.spoken_to:
+            return True
+        if not event.text.strip():
+            return False  # people share pictures with each other in chat channels
+        if facts.listed_channel:
+            return True
+        where = event.origin
+        state = self.services.server_state
+        return await state.is_chat_channel(where.platform, where.server_id, where.channel_id)
+
+    def _capped(self, event: Event) -> Event:
+        """The event with every attachment's download capped at ``limits.max_attachment_mb``."""
+        if isinstance(event, ButtonEvent) or not event.attachments:
+            return event
+        cap = int(self.services.settings.limits.max_attachment_mb * 1024 * 1024)
+        files = tuple(replace(item, max_bytes=cap) for item in event.attachments)
+        return replace(event, attachments=files)
+
     def _is_ordered(self, event: Event) -> bool:
         """Chat turns (and ordinary commands) wait for the conversation's earlier turns;
         buttons and commands declared ``ordered=False`` (long jobs) do not, so a Cancel
@@ -103,21 +144,21 @@ class Router:
         if isinstance(event, ButtonEvent):
             return False
         if isinstance(event, CommandEvent):
-            found = self.services.plugins.find_command(event.name.lower())
+            found = self.plugins.find_command(event.name.lower())
             return found is None or found[1].ordered
         return True
 
     # ---- stages ------------------------------------------------------------------
 
     async def _guarded(
-        self, event: Event, identity: Identity, enabled: list[Loaded], hook_ctx: HookContext
+        self, event: Event, identity: Identity, enabled: list[Loaded], caller: Caller
     ) -> AsyncIterator[ReplyPart]:
         """Guards then dispatch; every failure ends as one ``Error`` part."""
         try:
-            routed = await self._inbound(event, enabled, hook_ctx)
+            routed = await self._inbound(event, enabled, caller)
             if routed is None:
                 return
-            async for part in self._dispatch(routed, identity, enabled):
+            async for part in self._dispatch(routed, identity, caller, enabled):
                 yield part
         except UserError as exc:
             yield Error(exc.user_message)
@@ -144,56 +185,71 @@ class Router:
             when = f"in {wait:.0f} s" if wait >= 1 else "in a moment"
             raise RateLimited(f"Slow down: too many messages {scope}. Try again {when}.", wait)
 
-    async def _inbound(self, event: Event, enabled: list[Loaded], ctx: HookContext) -> Event | None:
+    async def _inbound(self, event: Event, enabled: list[Loaded], caller: Caller) -> Event | None:
         for loaded in enabled:
             for hook in loaded.plugin.inbound_hooks:
-                ctx.config = await self.services.plugins.config_for(ctx.server_pk, loaded.plugin)
-                result = await self.services.plugins.call(loaded.plugin.name, hook(ctx, event))
+                config = await self.plugins.config_for(caller.server_pk, loaded.plugin)
+                ctx = HookContext(caller, config)
+                result = await self.plugins.call(loaded.plugin.name, hook(ctx, event))
                 if result is None:
                     return None
                 event = result
         return event
 
     async def _outbound(
-        self, parts: AsyncIterator[ReplyPart], enabled: list[Loaded], ctx: HookContext
+        self, parts: AsyncIterator[ReplyPart], enabled: list[Loaded], caller: Caller
     ) -> AsyncIterator[ReplyPart]:
-        hooks = [(item, hook) for item in enabled for hook in item.plugin.outbound_hooks]
+        """Enabled plugins' outbound hooks, in priority order; buffered ones gate the text."""
+        hooks = sorted(
+            ((item, spec) for item in enabled for spec in item.plugin.outbound_hooks),
+            key=lambda pair: (pair[1].priority, pair[0].plugin.name),
+        )
+        gates = [pair for pair in hooks if pair[1].buffered]
+        each = [pair for pair in hooks if not pair[1].buffered]
+        if gates:
+            parts = _held(parts, partial(self._hooked, gates, caller))
         async for part in parts:
-            current: ReplyPart | None = part
-            for loaded, hook in hooks:
-                if current is None:
-                    break
-                try:
-                    ctx.config = await self.services.plugins.config_for(
-                        ctx.server_pk, loaded.plugin
-                    )
-                    current = await self.services.plugins.call(
-                        loaded.plugin.name, hook(ctx, current)
-                    )
-                except PluginError as exc:
-                    current = Error(internal_error(exc, "outbound hook"))
+            current = await self._hooked(each, caller, part)
             if current is not None:
                 yield current
 
+    async def _hooked(
+        self, hooks: list[tuple[Loaded, Outbound]], caller: Caller, part: ReplyPart
+    ) -> ReplyPart | None:
+        """``part`` through ``hooks``; None when one dropped it. A failing hook turns the
+        part into an error notice (behind a buffered hook, that stops the reply)."""
+        current: ReplyPart | None = part
+        for loaded, spec in hooks:
+            if current is None:
+                return None
+            try:
+                config = await self.plugins.config_for(caller.server_pk, loaded.plugin)
+                ctx = HookContext(caller, config)
+                current = await self.plugins.call(loaded.plugin.name, spec.hook(ctx, current))
+            except PluginError as exc:
+                # The part is replaced by a notice; behind a buffered hook that ends the reply.
+                return Error(internal_error(exc, "outbound hook"))
+        return current
+
     async def _dispatch(
-        self, event: Event, identity: Identity, enabled: list[Loaded]
+        self, event: Event, identity: Identity, caller: Caller, enabled: list[Loaded]
     ) -> AsyncIterator[ReplyPart]:
         if isinstance(event, CommandEvent):
-            parts = self._command(event, identity, enabled)
+            parts = self._command(event, caller, enabled)
         elif isinstance(event, ButtonEvent):
-            parts = self._button(event, identity, enabled)
+            parts = self._button(event, caller, enabled)
         else:
-            parts = self._chat(event, identity, enabled)
+            parts = self._chat(event, identity, caller, enabled)
         async for part in parts:
             yield part
 
     # ---- commands, buttons, chat -------------------------------------------------
 
     async def _command(
-        self, event: CommandEvent, identity: Identity, enabled: list[Loaded]
+        self, event: CommandEvent, caller: Caller, enabled: list[Loaded]
     ) -> AsyncIterator[ReplyPart]:
         name = event.name.lower()
-        found = self.services.plugins.find_command(name)
+        found = self.plugins.find_command(name)
         if found is None:
             raise CommandError(f"Unknown command /{name}. {command_list(enabled)}")
         loaded, root = found
@@ -204,10 +260,10 @@ class Router:
             )
         cmd, path, tokens = resolve(root, event)
         values = bind(cmd, path, tokens, event.options)
-        await self._authorize(root, cmd, path, values, event, identity)
+        await self._authorize(root, cmd, path, values, caller)
         if cmd.handler is None:
             raise CommandError(f"/{path} needs a subcommand.")
-        ctx = await self._command_context(event, identity, loaded)
+        ctx = await self._command_context(caller, loaded, event.attachments)
         async for part in self._run(loaded, cmd.handler(ctx, **values)):
             yield part
 
@@ -217,17 +273,16 @@ class Router:
         cmd: Command,
         path: str,
         values: dict[str, Any],
-        event: CommandEvent,
-        identity: Identity,
+        caller: Caller,
     ) -> None:
         """Admin-only commands: checked here, in the core, and audit-logged either way."""
         if not (root.admin_only or cmd.admin_only):
             return
-        allowed = event.origin.is_admin
+        allowed = caller.is_admin
         target = " ".join(str(v) for v in values.values() if v is not None)
         await self.services.storage.audit(
-            identity.server_pk,
-            identity.user_pk,
+            caller.server_pk,
+            caller.user_pk,
             f"/{path}",
             target,
             allowed=allowed,
@@ -237,34 +292,32 @@ class Router:
             raise PermissionDenied(f"Only server admins may use /{path}.")
 
     async def _button(
-        self, event: ButtonEvent, identity: Identity, enabled: list[Loaded]
+        self, event: ButtonEvent, caller: Caller, enabled: list[Loaded]
     ) -> AsyncIterator[ReplyPart]:
         plugin_name, _, rest = event.custom_id.partition(":")
         action, _, arg = rest.partition(":")
-        loaded = self.services.plugins.loaded.get(plugin_name)
+        loaded = self.plugins.loaded.get(plugin_name)
         handler = loaded.plugin.buttons.get(action) if loaded else None
         if loaded is None or handler is None:
             raise CommandError("This button no longer works here.")
         if loaded not in enabled and action not in loaded.plugin.buttons_when_disabled:
             raise CommandError("This button no longer works here.")
-        ctx = await self._command_context(event, identity, loaded)
+        ctx = await self._command_context(caller, loaded)
         async for part in self._run(loaded, handler(ctx, arg)):
             yield part
 
     async def _chat(
-        self, event: MessageEvent, identity: Identity, enabled: list[Loaded]
+        self, event: MessageEvent, identity: Identity, caller: Caller, enabled: list[Loaded]
     ) -> AsyncIterator[ReplyPart]:
         tools: list[BaseTool] = []
         contexts: dict[str, ToolContext] = {}
         hints = self.services.settings.agent.tool_hints
         for loaded in enabled:
-            offered = loaded.offered(event.text, hints=hints)
+            offered = loaded.offered(event.text, hints=hints, caller=caller)
             if not offered:
                 continue
-            config = await self.services.plugins.config_for(identity.server_pk, loaded.plugin)
-            contexts[loaded.plugin.name] = ToolContext(
-                event.origin, identity.server_pk, identity.user_pk, identity.channel_pk, config
-            )
+            config = await self.plugins.config_for(identity.server_pk, loaded.plugin)
+            contexts[loaded.plugin.name] = ToolContext(caller, config, loaded.context)
             tools.extend(offered)
         prompt = await self.services.server_state.system_prompt(identity.server_pk)
         turn = Turn(event.origin, identity, event.text, tools, prompt, tool_config(contexts))
@@ -272,18 +325,10 @@ class Router:
             yield part
 
     async def _command_context(
-        self, event: CommandEvent | ButtonEvent, identity: Identity, loaded: Loaded
+        self, caller: Caller, loaded: Loaded, attachments: tuple[Attachment, ...] = ()
     ) -> CommandContext:
-        config = await self.services.plugins.config_for(identity.server_pk, loaded.plugin)
-        return CommandContext(
-            event.origin,
-            identity.server_pk,
-            identity.user_pk,
-            identity.channel_pk,
-            identity.conversation_pk,
-            self.services,
-            config,
-        )
+        config = await self.plugins.config_for(caller.server_pk, loaded.plugin)
+        return CommandContext(caller, loaded.context, config, attachments)
 
     async def _run(self, loaded: Loaded, result: Any) -> AsyncIterator[ReplyPart]:
         """Normalise a handler's result (awaitable or async generator) into parts."""
@@ -292,11 +337,11 @@ class Router:
             stream = cast("AsyncGenerator[ReplyPart, None]", result)
             while True:
                 try:
-                    part: ReplyPart = await self.services.plugins.call(name, stream.__anext__())
+                    part: ReplyPart = await self.plugins.call(name, stream.__anext__())
                 except StopAsyncIteration:
                     return
                 yield part
-        value = await self.services.plugins.call(name, result)
+        value = await self.plugins.call(name, result)
         if value is None:
             return
         if isinstance(value, str):
@@ -356,6 +401,62 @@ def internal_error(exc: BaseException, where: str) -> str:
         return f"The {exc.plugin} plugin failed (error id {error_id}); the problem was logged."
     log.error("[%s] %s failed", error_id, where, exc_info=exc)
     return f"Something went wrong on my side (error id {error_id}); the problem was logged."
+
+
+async def _held(
+    parts: AsyncIterator[ReplyPart], check: Callable[[ReplyPart], Awaitable[ReplyPart | None]]
+) -> AsyncIterator[ReplyPart]:
+    """Hold streamed text until ``check`` (the buffered hooks) released it.
+
+    Deltas are collected and checked as ``Text`` of the whole answer so far every
+    ``HOLD_CHARS`` characters; what passes goes out as one delta. A final ``Text`` that
+    comes back changed replaces the answer. Anything else a text check returns (an
+    ``Error`` notice), or None, ends the reply there: held text never reaches the user.
+    Other parts are checked one by one (None drops the part).
+    """
+    shown, held = "", ""
+    async for part in parts:
+        if isinstance(part, TextDelta):
+            held += part.text
+            if len(held) < HOLD_CHARS:
+                continue
+            verdict = await check(Text(shown + held))
+            if verdict != Text(shown + held):
+                if verdict is not None:
+                    yield verdict
+                return
+            yield TextDelta(held)
+            shown, held = shown + held, ""
+            continue
+        verdict = await check(part)
+        if isinstance(part, Text):
+            if not isinstance(verdict, Text):
+                if verdict is not None:
+                    yield verdict
+                return
+            rest = part.text[len(shown) :] if part.text.startswith(shown) else ""
+            if verdict == part and held and rest:
+                yield TextDelta(rest)  # the deltas still add up to the final text
+            shown, held = part.text, ""
+        if verdict is not None:
+            yield verdict
+    if held:  # a stream that ended without its final Text
+        verdict = await check(Text(shown + held))
+        if verdict == Text(shown + held):
+            yield TextDelta(held)
+        elif verdict is not None:
+            yield verdict
+
+
+def _caller(event: Event, identity: Identity, actions: Actions | None) -> Caller:
+    return Caller(
+        event.origin,
+        identity.server_pk,
+        identity.user_pk,
+        identity.channel_pk,
+        identity.conversation_pk,
+        actions,
+    )
 
 
 def _text_size(event: Event) -> int:

@@ -13,7 +13,7 @@ import inspect
 import re
 import typing
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -21,8 +21,8 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langchain_core.tools.base import create_schema_from_function
 from pydantic import BaseModel
 
-from bot.errors import PluginError, PluginTimeout
-from bot.plugin_api import ToolContext
+from core.errors import PermissionDenied, PluginError, PluginTimeout
+from core.plugin import Requirements, ToolContext
 
 ToolFunc = Callable[..., Awaitable[Any]]
 _CONTEXTS_KEY = "atelier_tool_contexts"
@@ -39,13 +39,16 @@ class ToolSpec:
     func: ToolFunc
     context_params: tuple[str, ...]
     hint: re.Pattern[str] | None = None  # offered only for messages where this is found
+    needs: Requirements = field(default_factory=Requirements)
 
     def offered_for(self, text: str) -> bool:
         """Whether the tool is offered for a message reading ``text`` (see its hint)."""
         return self.hint is None or self.hint.search(text) is not None
 
 
-def make_spec(plugin: str, func: ToolFunc, hint: str | None = None) -> ToolSpec:
+def make_spec(
+    plugin: str, func: ToolFunc, hint: str | None = None, needs: Requirements | None = None
+) -> ToolSpec:
     """Build the LLM-facing schema of ``func`` (context parameters removed)."""
     if not inspect.iscoroutinefunction(func):
         raise PluginError(plugin, f"tool {func.__name__} must be an async function")
@@ -66,7 +69,9 @@ def make_spec(plugin: str, func: ToolFunc, hint: str | None = None) -> ToolSpec:
         raise PluginError(plugin, f"tool {func.__name__}: unsupported (pydantic v1) schema")
     doc = inspect.getdoc(func) or ""
     description = doc.split("\n\n", 1)[0].strip() or func.__name__
-    return ToolSpec(plugin, func.__name__, description, schema, func, context, pattern)
+    return ToolSpec(
+        plugin, func.__name__, description, schema, func, context, pattern, needs or Requirements()
+    )
 
 
 def tool_config(contexts: Mapping[str, ToolContext]) -> RunnableConfig:
@@ -82,6 +87,9 @@ def build(spec: ToolSpec, timeout: Callable[[], float]) -> BaseTool:
         ctx = contexts.get(spec.plugin)
         if ctx is None:
             raise PluginError(spec.plugin, f"tool {spec.name} called without a context")
+        refused = spec.needs.unmet(ctx.caller)
+        if refused is not None:  # never offered to this caller; a forged call still stops
+            raise PermissionDenied(f"You may not use {spec.name}: {refused}.")
         for name in spec.context_params:
             kwargs[name] = ctx
         limit = timeout()

@@ -1,1 +1,1 @@
-"""Built-in plugins: each subpackage exposes ``plugin = bot.plugin_api.Plugin(...)``."""
+"""Built-in plugins: each subpackage exposes ``plugin = core.plugin.Plugin(...)``."""

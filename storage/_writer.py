@@ -21,7 +21,7 @@ from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.errors import StorageError
+from core.errors import StorageError
 
 log = logging.getLogger(__name__)
 

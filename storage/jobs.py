@@ -23,16 +23,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from sqlalchemy import Row, delete, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage.models import IMAGE_JOB_STATUSES, image_jobs, utcnow
 from storage.repository import _translated, _utc
-
-if TYPE_CHECKING:
-    from storage.repository import Storage
 
 PENDING = ("queued", "running")
 """Statuses of jobs that are not over yet."""
@@ -103,9 +100,9 @@ class Refusal:
 class JobStore:
     """Reads and writes ``image_jobs`` over the engine of an open ``Storage``."""
 
-    def __init__(self, storage: Storage) -> None:
-        """Use ``storage``'s engine (and thereby its database and connection pool)."""
-        self._engine = storage.engine
+    def __init__(self, engine: AsyncEngine) -> None:
+        """Use ``engine`` (the ``database`` back end a plugin is given: ``Storage.engine``)."""
+        self._engine = engine
 
     @_translated
     async def create(self, job: ImageJob) -> None:

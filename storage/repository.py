@@ -9,7 +9,7 @@ Several bot processes may share one PostgreSQL, so it caches only what no other 
 can change: origin → ``Identity`` (surrogate keys never change once assigned) and, unless
 ``cache_history=False``, the newest messages of conversations this process serves (see
 ``storage._history`` for why that is safe). Database failures surface as
-``bot.errors.StorageError``; it never swallows one.
+``core.errors.StorageError``; it never swallows one.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.errors import StorageError
-from bot.events import Origin
+from core.errors import StorageError
+from core.events import Origin
 from storage._engine import create_engine, upgrade_to_head
 from storage._history import DEFAULT_MAX_CHARS, HistoryCache
 from storage._writer import GroupCommitWriter
@@ -252,6 +252,40 @@ class Storage:
         """Make the bot answer every message in the channel (or only when addressed)."""
         stmt = update(channels).where(channels.c.id == channel_pk).values(is_chat_channel=enabled)
         await self._update_one(stmt, f"no channel with pk {channel_pk}")
+
+    @_translated
+    async def chat_channel_at(self, platform: str, server_id: str, channel_id: str) -> bool:
+        """Whether the channel (by the platform's ids) is a chat channel; creates nothing.
+
+        The core asks this for every message nobody addressed to the bot, so strangers
+        chatting among themselves leave no rows behind.
+        """
+        stmt = (
+            select(channels.c.is_chat_channel)
+            .join(servers, servers.c.id == channels.c.server_id)
+            .where(
+                servers.c.platform == platform,
+                servers.c.external_id == server_id,
+                channels.c.external_id == channel_id,
+            )
+        )
+        async with self._engine.connect() as conn:
+            return bool((await conn.execute(stmt)).scalar_one_or_none())
+
+    @_translated
+    async def server_key(self, platform: str, server_id: str, name: str = "") -> int:
+        """The key of the server with the platform's id ``server_id``, created if new."""
+        keys = {"platform": platform, "external_id": server_id}
+        async with self._engine.begin() as conn:
+            return await self._ensure(conn, servers, keys, name)
+
+    @_translated
+    async def server_ref(self, server_pk: int) -> tuple[str, str] | None:
+        """``(platform, the platform's server id)`` of a stored server, or None."""
+        stmt = select(servers.c.platform, servers.c.external_id).where(servers.c.id == server_pk)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        return (str(row.platform), str(row.external_id)) if row is not None else None
 
     @_translated
     async def is_chat_channel(self, channel_pk: int) -> bool:

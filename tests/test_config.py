@@ -10,7 +10,8 @@ import pytest
 from pydantic import BaseModel
 
 from bot.config import Settings, load_settings
-from bot.errors import ConfigError
+from bot.plugins import discover_plugins
+from core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "config.toml"
@@ -32,8 +33,46 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def _plugin_models() -> dict[str, type[BaseModel]]:
+    """Every built-in plugin's config model, by plugin name."""
+    found = discover_plugins(include_entry_points=False)
+    return {name: p.config_model for name, p in found.items() if p.config_model is not None}
+
+
 def test_the_shipped_config_equals_the_defaults() -> None:
-    assert load_settings(SHIPPED) == Settings()
+    shipped = load_settings(SHIPPED)
+    sections = shipped.plugins.config
+    shipped.plugins.config = {}
+
+    assert shipped == Settings()
+    for name, model in _plugin_models().items():
+        assert model.model_validate(sections.get(name, {})) == model(), name
+    assert set(sections) <= set(_plugin_models())
+
+
+def test_the_shipped_config_documents_every_plugin_key() -> None:
+    text = SHIPPED.read_text(encoding="utf-8")
+    missing = []
+    for name, model in _plugin_models().items():
+        header = f"[plugins.config.{name}]"
+        assert header in text, f"section {header} is not documented"
+        section = text.split(header, 1)[1].split("\n[", 1)[0]
+        missing += [
+            f"plugins.config.{name}.{key}"
+            for key in model.model_fields
+            if not re.search(rf"^#?\s*{key}\s*=", section, re.MULTILINE)
+        ]
+    assert missing == []
+
+
+def test_a_plugin_section_can_be_set_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATELIER_PLUGINS__CONFIG__IMAGINE__BACKEND", "celery")
+
+    settings = load_settings(_write(tmp_path, "[plugins.config.imagine]\nmax_steps = 30\n"))
+
+    assert settings.plugins.config["imagine"] == {"backend": "celery", "max_steps": 30}
 
 
 def test_the_shipped_config_documents_every_key() -> None:

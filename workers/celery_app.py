@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
-from bot.config import ImagineSettings
 from workers.api import GeneratedImage, ImageRequest
+from workers.config import ImagineSettings
 from workers.validate import RequestRejected
 from workers.wire import DEFAULT_NAMESPACE, Keys, admit
 
@@ -286,7 +286,7 @@ def run_batch(
 
 def _describe_failure(exc: Exception, *, stopped: bool) -> tuple[str, bool]:
     """A user-fit message for a failed batch, and whether it was a cancellation."""
-    from bot.errors import ModelError
+    from core.errors import ModelError
     from workers.engine import DeviceOutOfMemory, GenerationCancelled
 
     if stopped or isinstance(exc, GenerationCancelled):
@@ -411,12 +411,3 @@ def _gpu_child(
     # Before torch loads in this process, so it sees exactly one GPU.
     os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     _run_one(ImagineSettings(**settings), model_path, namespace, loglevel)
-
-
-def __getattr__(name: str) -> Any:
-    """``celery -A workers.celery_app worker`` finds ``app`` here (built from config)."""
-    if name == "app":
-        from bot.config import load_settings
-
-        return make_celery(load_settings().imagine)
-    raise AttributeError(name)

@@ -26,7 +26,6 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from redis.asyncio.client import PubSub
 
-from bot.config import ImagineSettings
 from workers.api import (
     Failed,
     Finished,
@@ -37,6 +36,7 @@ from workers.api import (
     Step,
 )
 from workers.celery_app import TASK_NAME, make_celery, state_url
+from workers.config import ImagineSettings
 from workers.validate import ResultRejected, check_images
 from workers.wire import (
     DEFAULT_NAMESPACE,

@@ -25,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 from PIL import Image
 
-from bot.errors import AtelierError, ModelError
+from core.errors import AtelierError, ModelError
 from workers.api import GeneratedImage, ImageRequest
 from workers.pngmeta import a1111_parameters, add_parameters, output_size
 from workers.tiny import DEMO_DESCRIPTION, DEMO_MARKER

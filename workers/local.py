@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.config import ImagineSettings
-from bot.errors import ModelError
+from core.errors import ModelError
 from workers._child import ChildConfig
 from workers._child import main as child_main
 from workers.api import Failed, Finished, ImageRequest, JobUpdate, Started
+from workers.config import ImagineSettings
 from workers.tiny import DEMO_DESCRIPTION, describe_model
 from workers.validate import RequestRejected, ResultRejected, check_images, validate_request
 

@@ -21,9 +21,9 @@ from collections.abc import Iterator, Sequence
 
 from PIL import Image
 
-from bot.config import ImagineSettings
-from bot.errors import AtelierError, InputRejected
+from core.errors import AtelierError, InputRejected
 from workers.api import GeneratedImage, ImageRequest
+from workers.config import ImagineSettings
 from workers.pngmeta import output_size
 
 MAX_SEED = 2**32 - 1  # the same range the imagine plugin hands out

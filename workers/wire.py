@@ -22,8 +22,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from bot.config import ImagineSettings
 from workers.api import Failed, Finished, GeneratedImage, ImageRequest, Started, Step
+from workers.config import ImagineSettings
 from workers.validate import (
     MAX_JOB_ID_CHARS,
     RequestRejected,

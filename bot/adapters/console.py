@@ -21,8 +21,8 @@ from rich.progress import Progress as ProgressBar
 from rich.progress import TaskID
 from rich.text import Text as RichText
 
-from bot.errors import UserError
-from bot.events import (
+from core.errors import UserError
+from core.events import (
     Buttons,
     CommandEvent,
     Error,

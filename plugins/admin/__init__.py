@@ -7,8 +7,8 @@ status and writes the audit log before any handler here runs. This plugin is req
 
 from __future__ import annotations
 
-from bot.events import Text
-from bot.plugin_api import CommandContext, Option, Plugin
+from core.events import Text
+from core.plugin import CommandContext, Option, Plugin
 
 plugin = Plugin(
     "admin",
@@ -26,35 +26,26 @@ plugin.group("plugins", "List, enable, disable and configure plugins in this ser
 @plugin.command("plugins list", "Show every plugin and whether it is on in this server")
 async def plugins_list(ctx: CommandContext) -> str:
     """One line per loaded plugin: name, on/off here and why, description."""
-    manager = ctx.services.plugins
-    overrides = await manager.overrides(ctx.server_pk)
-    enabled = {item.plugin.name for item in await manager.enabled_for(ctx.server_pk)}
     lines = ["Plugins in this server:"]
-    for name in sorted(manager.loaded):
-        meta = manager.loaded[name].plugin
-        override = overrides.get(name)
-        if meta.required:
-            why = "required"
-        elif override is not None and override.enabled is not None:
-            why = "set here"
-        else:
-            why = "default"
-        state = "on " if name in enabled else "off"
-        lines.append(f"  {name:<12} {state} ({why})  v{meta.version} — {meta.description}")
+    for item in await ctx.admin.plugins(ctx.server_pk):
+        state = "on " if item.enabled else "off"
+        lines.append(
+            f"  {item.name:<12} {state} ({item.why})  v{item.version} — {item.description}"
+        )
     return "\n".join(lines)
 
 
 @plugin.command("plugins enable", "Turn a plugin on in this server", _NAME, admin_only=True)
 async def plugins_enable(ctx: CommandContext, name: str) -> str:
     """Enable plugin ``name`` in this server."""
-    await ctx.services.plugins.set_enabled(ctx.server_pk, name.lower(), True)
+    await ctx.admin.set_enabled(ctx.server_pk, name.lower(), True)
     return f"Plugin {name.lower()} is now enabled in this server."
 
 
 @plugin.command("plugins disable", "Turn a plugin off in this server", _NAME, admin_only=True)
 async def plugins_disable(ctx: CommandContext, name: str) -> str:
     """Disable plugin ``name`` in this server: no tools, commands or hooks here."""
-    await ctx.services.plugins.set_enabled(ctx.server_pk, name.lower(), False)
+    await ctx.admin.set_enabled(ctx.server_pk, name.lower(), False)
     return f"Plugin {name.lower()} is now disabled in this server."
 
 
@@ -70,18 +61,17 @@ async def plugins_config(
     ctx: CommandContext, name: str, key: str | None = None, value: str | None = None
 ) -> str:
     """Show plugin ``name``'s settings, or set ``key`` to ``value`` for this server."""
-    manager = ctx.services.plugins
-    meta = manager.require(name.lower()).plugin
+    name = name.lower()
     if key is None:
-        config = await manager.config_for(ctx.server_pk, meta)
+        config = await ctx.admin.plugin_config(ctx.server_pk, name)
         if config is None:
-            return f"Plugin {meta.name} has no settings."
-        items = config.model_dump(mode="json").items()
-        return f"Settings of {meta.name} here:\n" + "\n".join(f"  {k} = {v!r}" for k, v in items)
+            return f"Plugin {name} has no settings."
+        items = config.items()
+        return f"Settings of {name} here:\n" + "\n".join(f"  {k} = {v!r}" for k, v in items)
     if value is None:
-        return f"Give a value: /plugins config {meta.name} {key} VALUE"
-    stored = await manager.set_config(ctx.server_pk, meta.name, key, value)
-    return f"{meta.name}.{key} is now {stored!r} in this server."
+        return f"Give a value: /plugins config {name} {key} VALUE"
+    stored = await ctx.admin.set_plugin_config(ctx.server_pk, name, key, value)
+    return f"{name}.{key} is now {stored!r} in this server."
 
 
 plugin.group("prompt", "Show or change this server's system prompt")
@@ -90,11 +80,9 @@ plugin.group("prompt", "Show or change this server's system prompt")
 @plugin.command("prompt show", "Show the system prompt used in this server")
 async def prompt_show(ctx: CommandContext) -> str:
     """The server's own system prompt, or the configured default."""
-    own = await ctx.services.server_state.system_prompt(ctx.server_pk)
+    own = await ctx.admin.system_prompt(ctx.server_pk)
     if own is None:
-        return "This server uses the default system prompt:\n" + (
-            ctx.services.settings.agent.system_prompt
-        )
+        return "This server uses the default system prompt:\n" + ctx.admin.default_system_prompt()
     return "This server's system prompt:\n" + own
 
 
@@ -106,14 +94,14 @@ async def prompt_show(ctx: CommandContext) -> str:
 )
 async def prompt_set(ctx: CommandContext, text: str) -> str:
     """Store a server-specific system prompt."""
-    await ctx.services.server_state.set_system_prompt(ctx.server_pk, text.strip())
+    await ctx.admin.set_system_prompt(ctx.server_pk, text.strip())
     return "System prompt updated for this server."
 
 
 @plugin.command("prompt reset", "Go back to the default system prompt", admin_only=True)
 async def prompt_reset(ctx: CommandContext) -> str:
     """Drop the server-specific system prompt."""
-    await ctx.services.server_state.set_system_prompt(ctx.server_pk, None)
+    await ctx.admin.set_system_prompt(ctx.server_pk, None)
     return "This server now uses the default system prompt."
 
 
@@ -128,7 +116,7 @@ plugin.group("channel", "Settings of this channel")
 )
 async def channel_chat(ctx: CommandContext, mode: str) -> str:
     """Mark this channel as a chat channel (or not)."""
-    await ctx.services.storage.set_chat_channel(ctx.channel_pk, mode == "on")
+    await ctx.admin.set_chat_channel(ctx.channel_pk, mode == "on")
     if mode == "on":
         return "I will answer every message in this channel."
     return "In this channel I answer only when mentioned or replied to."
@@ -137,7 +125,7 @@ async def channel_chat(ctx: CommandContext, mode: str) -> str:
 @plugin.command("forget", "Forget our conversation in this channel")
 async def forget(ctx: CommandContext) -> str:
     """Delete this conversation's stored messages."""
-    count = await ctx.services.storage.clear_conversation(ctx.conversation_pk)
+    count = await ctx.admin.clear_conversation(ctx.conversation_pk)
     return f"Forgotten ({count} messages removed)." if count else "There was nothing to forget."
 
 
@@ -145,11 +133,10 @@ async def forget(ctx: CommandContext) -> str:
 async def help_(ctx: CommandContext) -> Text:
     """Every command of the plugins enabled here, with subcommands and descriptions."""
     lines = ["Commands here:"]
-    for loaded in await ctx.services.plugins.enabled_for(ctx.server_pk):
-        for name, cmd in sorted(loaded.plugin.commands.items()):
-            lines.append(f"  /{name} — {cmd.description}")
-            for sub in cmd.subcommands.values():
-                admin = " (admins)" if sub.admin_only or cmd.admin_only else ""
-                lines.append(f"      {sub.name} — {sub.description}{admin}")
+    for cmd in await ctx.admin.commands(ctx.server_pk):
+        lines.append(f"  /{cmd.name} — {cmd.description}")
+        for sub in cmd.subcommands:
+            admin = " (admins)" if sub.admin_only or cmd.admin_only else ""
+            lines.append(f"      {sub.name} — {sub.description}{admin}")
     lines.append("Anything else you write goes to the assistant.")
     return Text("\n".join(lines))

@@ -13,19 +13,18 @@ import operator
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from bot.errors import UserError
-from bot.plugin_api import CommandContext, Option, Plugin, ToolContext
+from core.config import Section, server
+from core.errors import UserError
+from core.plugin import CommandContext, Option, Plugin, ToolContext
 
 
-class CalculatorConfig(BaseModel):
-    """Per-server settings of the calculator."""
+class CalculatorConfig(Section):
+    """Settings of the calculator (a server's admins may change both)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    max_length: int = Field(default=200, ge=1, le=10_000, description="Longest expression accepted")
-    decimals: int = Field(default=10, ge=0, le=15, description="Significant digits in results")
+    max_length: int = server(200, ge=1, le=10_000, description="Longest expression accepted")
+    decimals: int = server(10, ge=0, le=15, description="Significant digits in results")
 
 
 plugin = Plugin(

@@ -6,10 +6,12 @@ plugin); replies stream progress, then the images, a summary and reroll / variat
 upscale buttons. Jobs left queued or running by a crash are re-enqueued at set-up. Old
 images are deleted at set-up and hourly (``keep_days``, ``max_store_mb``).
 
-The back end is chosen by ``settings.imagine.backend`` ("local": a worker child process;
-"celery": a GPU worker pool), imported lazily in set-up, unless the app was started with
-one (``App.start(..., image_backend=...)``: how tests bring a fake). This package never
-imports torch or diffusers, and talks to back ends only through ``workers.api``.
+Its config is ``workers.config.ImagineSettings`` (``[plugins.config.imagine]``); only
+``max_pending_per_user`` may be changed by a server's admins. The back end is chosen by
+``backend`` ("local": a worker child process; "celery": a GPU worker pool), imported
+lazily in set-up, unless the app injected one (``uses=("image",)``: how tests bring a
+fake). This package never imports torch or diffusers, and talks to back ends only
+through ``workers.api``.
 """
 
 from __future__ import annotations
@@ -18,19 +20,21 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import cast
 
-from bot.config import ImagineSettings, Settings
-from bot.errors import ModelError, PluginError, UserError
-from bot.events import Image, ReplyPart
-from bot.plugin_api import CommandContext, Plugin, PluginContext, ToolContext, ToolResult
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.errors import PluginError, UserError
+from core.events import Image, ReplyPart
+from core.plugin import CommandContext, Plugin, PluginContext, ToolContext, ToolResult
 from plugins.imagine import render, retention
 from plugins.imagine.dispatcher import Completed, Dispatcher, Follower, Stopped
 from plugins.imagine.files import ImageFiles
-from plugins.imagine.options import ImagineConfig, Params, build_options, make_params
+from plugins.imagine.options import Params, build_options, make_params
 from plugins.imagine.service import ImagineService, Requester
 from storage.jobs import ImageJob, JobStore
 from workers.api import ImageBackend
+from workers.config import ImagineSettings
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +42,10 @@ plugin = Plugin(
     "imagine",
     "Image generation: /imagine and the generate_image tool",
     version="1.0.0",
-    config_model=ImagineConfig,
-    call_timeout_s=660.0,  # set-up may load a large model; replaced from config at set-up
+    config_model=ImagineSettings,
+    # A reply (or the tool) may wait for a whole job; set-up may load a large model.
+    call_timeout_s=lambda config: config.job_timeout_s + 60,
+    uses=("image", "database"),
 )
 
 
@@ -65,18 +71,17 @@ def _service() -> ImagineService:
 @plugin.on_setup
 async def _setup(ctx: PluginContext) -> None:
     """Build the options from config, start the back end, re-enqueue unfinished jobs."""
-    settings = ctx.services.settings
-    plugin.commands["imagine"].options = build_options(settings.imagine)
-    # A reply (or the tool) may wait for a whole job: the plugin's calls get that long.
-    plugin.call_timeout_s = settings.imagine.job_timeout_s + 60
-    backend = ctx.services.image_backend or make_backend(settings)
+    settings = _settings(ctx.config)
+    plugin.commands["imagine"].options = build_options(settings)
+    injected = ctx.backend("image")  # a test's fake, when the app was given one
+    backend = cast("ImageBackend", injected) if injected else make_backend(settings, ctx)
     try:
         await backend.start()
-        store = JobStore(ctx.services.storage)
-        files = ImageFiles(settings.data_dir)
-        limit = settings.imagine.max_batch * 2  # the worker can batch what is in flight
+        store = JobStore(_database(ctx))
+        files = ImageFiles(ctx.data_dir)
+        limit = settings.max_batch * 2  # the worker can batch what is in flight
         dispatcher = Dispatcher(backend, store, files, max_in_flight=limit)
-        service = ImagineService(settings.imagine, store, files, dispatcher)
+        service = ImagineService(settings, store, files, dispatcher)
         await _sweep(service)
         await service.recover()
     except BaseException:
@@ -118,27 +123,29 @@ async def _teardown(ctx: PluginContext) -> None:
         await service.dispatcher.backend.close()
 
 
-def make_backend(settings: Settings) -> ImageBackend:
+def _settings(config: object) -> ImagineSettings:
+    if not isinstance(config, ImagineSettings):
+        raise PluginError("imagine", "started without its config")
+    return config
+
+
+def _database(ctx: PluginContext) -> AsyncEngine:
+    engine = ctx.backend("database")
+    if not isinstance(engine, AsyncEngine):
+        raise PluginError("imagine", "started without its database")
+    return engine
+
+
+def make_backend(settings: ImagineSettings, ctx: PluginContext) -> ImageBackend:
     """The configured back end: a local worker process or the Celery pool."""
-    s = settings.imagine
-    model_path = _model_path(settings)
-    if s.backend == "celery":
+    if settings.backend == "celery":
         from workers.celery_backend import CeleryImageBackend
 
-        return CeleryImageBackend(s)
+        return CeleryImageBackend(settings)
     from workers.local import LocalImageBackend
 
-    return LocalImageBackend(s, model_path, build_demo=not s.model_path)
-
-
-def _model_path(settings: Settings) -> Path:
-    """The configured model (ModelError naming it when absent) or the demo's folder."""
-    if not settings.imagine.model_path:
-        return settings.data_dir / "models" / "tiny-sd"
-    path = Path(settings.imagine.model_path).expanduser()
-    if not path.exists():
-        raise ModelError(f"image model not found: {path} (imagine.model_path)")
-    return path
+    model_path = settings.resolved_model_path(ctx.data_dir)
+    return LocalImageBackend(settings, model_path, build_demo=not settings.model_path)
 
 
 # ---- /imagine and buttons ----------------------------------------------------------
@@ -197,7 +204,7 @@ async def _run(ctx: CommandContext, params: Params) -> AsyncIterator[ReplyPart]:
     job, follower = await service.submit(
         _requester(ctx), params, max_pending=_max_pending(ctx.config)
     )
-    heartbeat = min(10.0, ctx.services.plugins.timeout_for(plugin.name) / 3)
+    heartbeat = min(10.0, ctx.plugin.call_timeout_s / 3)
     try:
         yield render.cancel_buttons(job.id)
         async for part in _reply(job, params, follower, heartbeat):
@@ -227,7 +234,7 @@ def _requester(ctx: CommandContext | ToolContext) -> Requester:
 
 
 def _max_pending(config: object) -> int | None:
-    return config.max_pending_per_user if isinstance(config, ImagineConfig) else None
+    return config.max_pending_per_user if isinstance(config, ImagineSettings) else None
 
 
 # ---- the agent's tool --------------------------------------------------------------

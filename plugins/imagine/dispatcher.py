@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.errors import new_error_id
+from core.errors import new_error_id
 from plugins.imagine.files import ImageFiles
 from plugins.imagine.queue import FairQueue
 from storage.jobs import JobStore

@@ -15,28 +15,13 @@ import secrets
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from bot.config import ImagineSettings
-from bot.errors import CommandError, InputRejected
-from bot.plugin_api import Option
+from core.errors import CommandError, InputRejected
+from core.plugin import Option
+from workers.config import ImagineSettings
 
 MAX_SEED = 2**32 - 1
 SIZE_STEP = 8
 MIN_SIZE = 8
-
-
-class ImagineConfig(BaseModel):
-    """Per-server settings of the imagine plugin (``/plugins config imagine ...``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_pending_per_user: int | None = Field(
-        default=None,
-        ge=1,
-        le=100,
-        description="Jobs one user may have queued here (empty: imagine.max_pending_per_user)",
-    )
 
 
 @dataclass(frozen=True, slots=True)

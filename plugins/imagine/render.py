@@ -15,7 +15,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from bot.events import Button, Buttons, Error, Image, Progress, ReplyPart, Text
+from core.events import Button, Buttons, Error, Image, Progress, ReplyPart, Text
 from plugins.imagine.dispatcher import Completed, Follower, JobEvent, Stopped, Waiting
 from plugins.imagine.options import Params
 from workers.api import Queued, Started, Step

@@ -20,14 +20,14 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from bot.config import ImagineSettings
-from bot.errors import CommandError, PermissionDenied, RateLimited, UserError
+from core.errors import CommandError, PermissionDenied, RateLimited, UserError
 from plugins.imagine.dispatcher import Dispatcher, Entry, Follower
 from plugins.imagine.files import ImageFiles
 from plugins.imagine.options import Params, check_size, random_seed, validate
 from storage.jobs import ImageJob, JobStore, Limits, Refusal
 from storage.models import utcnow
 from workers.api import ImageRequest
+from workers.config import ImagineSettings
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from bot.adapters.console import console_origin, parse_line, run_console
-from bot.errors import CommandError
-from bot.events import (
+from bot.plugins import discover_plugins
+from core.errors import CommandError
+from core.events import (
     Button,
     Buttons,
     CommandEvent,
@@ -30,7 +31,6 @@ from bot.events import (
     Text,
     TextDelta,
 )
-from bot.plugins import discover_plugins
 
 if TYPE_CHECKING:
     from bot.app import App

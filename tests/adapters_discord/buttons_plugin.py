@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.events import Button, Buttons, Image, ReplyPart, Text
-from bot.plugin_api import CommandContext, Plugin
+from core.events import Button, Buttons, Image, ReplyPart, Text
+from core.plugin import CommandContext, Plugin
 
 plugin = Plugin("poll", "Asks a question with buttons (tests)")
 presses: list[tuple[str, str]] = []  # (user id, arg) of every press

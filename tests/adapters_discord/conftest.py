@@ -117,7 +117,7 @@ async def bot(
 
 
 async def _load_poll_plugin(app: App) -> None:
-    manager = app.services.plugins
+    manager = app.plugins
     manager.sources["poll"] = Source("poll", "tests.adapters_discord.buttons_plugin")
     await manager.load("poll")
     module = sys.modules["tests.adapters_discord.buttons_plugin"]

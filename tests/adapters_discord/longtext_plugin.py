@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from bot.plugin_api import CommandContext, Option, Plugin
+from core.plugin import CommandContext, Option, Plugin
 
 plugin = Plugin("essay", "Long answers (tests)")
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.discord.translate import server_origin
 from bot.cli import main
 from tests.adapters_discord.conftest import Bot
 from tests.adapters_discord.test_discord_stories import ANSWER, EPHEMERAL, SlowChatModel
@@ -54,14 +53,14 @@ async def test_leaving_a_guild_drops_its_pending_reply_and_its_commands(bot: Bot
     assert client.user is not None
     guild = client.get_guild(bot.guild.id)
     assert guild is not None
-    server = await bot.app.services.storage.identify(server_origin(guild, client.user))
+    server_pk = await bot.app.services.storage.server_key("discord", str(guild.id))
     await bot.fake.send_message(bot.general, bot.member, "tell me", mentions_bot=True)
     reply = await bot.until(lambda: bot.answers_in(bot.general) and bot.answers_in(bot.general)[0])
     syncs = len(bot.fake.command_syncs(bot.guild))
 
     await bot.fake.remove_guild(bot.guild)
     await eventually(lambda: client.get_guild(bot.guild.id) is None)
-    await bot.app.services.plugins.set_enabled(server.server_pk, "calculator", False)
+    await bot.app.plugins.set_enabled(server_pk, "calculator", False)
     await asyncio.sleep(ANSWER.count(" ") * 0.05)  # as long as the whole answer would take
 
     assert bot.fake.message(reply["id"])["content"] != ANSWER  # type: ignore[index]

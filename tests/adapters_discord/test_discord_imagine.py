@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.config import ImagineSettings, Settings
+from bot.config import Settings
 from storage.jobs import JobStore
 from tests.adapters_discord.conftest import Bot
 from tests.adapters_discord.test_discord_stories import EPHEMERAL, answered, reply_to
@@ -41,9 +41,12 @@ def image_backend(images: FakeImageBackend) -> FakeImageBackend:
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """The Discord stories' settings, with small images."""
-    settings.imagine = ImagineSettings(
-        default_width=64, default_height=64, default_steps=4, max_batch=1
-    )
+    settings.plugins.config["imagine"] = {
+        "default_width": 64,
+        "default_height": 64,
+        "default_steps": 4,
+        "max_batch": 1,
+    }
     return settings
 
 
@@ -164,7 +167,7 @@ async def test_cancel_ends_a_long_job(bot: Bot, images: FakeImageBackend) -> Non
     )
     assert buttons_of(ended) == []
     assert images.cancelled == [job]
-    stored = await JobStore(bot.app.services.storage).get(job)
+    stored = await JobStore(bot.app.services.storage.engine).get(job)
     assert stored is not None and stored.status == "cancelled"
 
 

@@ -17,8 +17,8 @@ from discord import app_commands
 from bot.adapters.discord.commands import MAX_STRING_LENGTH, build_commands
 from bot.adapters.discord.render import MAX_TEXT_MESSAGES, REST_FILENAME
 from bot.adapters.discord.text import MESSAGE_LIMIT
-from bot.plugin_api import Option, Plugin
 from bot.plugins import Source
+from core.plugin import Option, Plugin
 from tests.adapters_discord.conftest import Bot
 from tests.adapters_discord.longtext_plugin import essay
 from tests.adapters_discord.test_discord_split import rebuilds
@@ -31,7 +31,7 @@ WITHIN_S = 20.0
 
 async def load_essay_plugin(bot: Bot) -> None:
     """Load ``tests.adapters_discord.longtext_plugin`` and wait for its slash commands."""
-    manager = bot.app.services.plugins
+    manager = bot.app.plugins
     manager.sources["essay"] = Source("essay", "tests.adapters_discord.longtext_plugin")
     await manager.load("essay")
     await bot.until(lambda: "essay" in bot.command_names())

@@ -17,7 +17,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 
-from bot.adapters.discord.client import TEXT_ONLY_NOTE
+from bot.router import ATTACHMENT_ONLY_NOTE as TEXT_ONLY_NOTE
 from tests.adapters_discord.conftest import Bot
 from tests.discord_fake import Interaction
 from tests.fakes import ScriptedChatModel, script

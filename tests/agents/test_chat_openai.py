@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
 
 from agents.chat_openai import ChatOpenAICompatible
-from bot.errors import ModelError
+from core.errors import ModelError
 
 
 @tool

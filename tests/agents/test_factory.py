@@ -8,13 +8,13 @@ import pytest
 
 from agents.chat_llamacpp import ChatLlamaCpp
 from agents.chat_openai import ChatOpenAICompatible
+from agents.config import LLMSettings
 from agents.factory import build_chat_model, resolve_model_path
-from bot.config import Settings
-from bot.errors import ModelError
+from core.errors import ModelError
 
 
-def _settings(**llm: object) -> Settings:
-    return Settings(llm=llm)  # type: ignore[arg-type]
+def _settings(**llm: object) -> LLMSettings:
+    return LLMSettings(**llm)  # type: ignore[arg-type]
 
 
 def test_a_missing_model_file_is_a_model_error_naming_path_and_key(tmp_path: Path) -> None:
@@ -36,7 +36,7 @@ def test_no_configured_path_means_the_bundled_instruct_model() -> None:
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.is_file()
     with path.open("rb") as gguf:
         assert gguf.read(4) == b"GGUF"
-    assert _settings().llm.chat_format == "chatml"  # the template SmolLM2 was trained on
+    assert _settings().chat_format == "chatml"  # the template SmolLM2 was trained on
 
 
 def test_the_openai_backend_builds_a_client_without_connecting() -> None:

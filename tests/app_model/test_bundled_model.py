@@ -20,7 +20,7 @@ from agents.engine import LlamaEngine
 from agents.factory import BUNDLED_CHAT_FORMAT, bundled_model_path
 from bot.app import App
 from bot.config import Settings
-from bot.events import MessageEvent, Origin, Progress, Text
+from core.events import MessageEvent, Origin, Progress, Text
 
 pytestmark = pytest.mark.model
 

@@ -10,8 +10,8 @@ import pytest
 
 from bot.app import App
 from bot.config import Settings
-from bot.events import CommandEvent, Event, MessageEvent, Origin, ReplyPart, Text
 from bot.plugins import Source
+from core.events import CommandEvent, Event, MessageEvent, Origin, ReplyPart, Text
 from tests.fakes import ScriptedChatModel, script
 
 
@@ -44,8 +44,8 @@ async def app(settings: Settings, model: ScriptedChatModel) -> AsyncIterator[App
 @pytest.fixture
 async def echo_app(app: App) -> App:
     """The app with the sample ``echo`` plugin loaded as if discovered."""
-    app.services.plugins.sources["echo"] = Source("echo", "tests.core.sample_plugin")
-    await app.services.plugins.load("echo")
+    app.plugins.sources["echo"] = Source("echo", "tests.core.sample_plugin")
+    await app.plugins.load("echo")
     return app
 
 

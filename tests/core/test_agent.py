@@ -6,7 +6,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 
 from bot.app import App
 from bot.config import Settings
-from bot.events import MessageEvent, Progress, Text
+from core.events import MessageEvent, Progress, Text
 from tests.core.conftest import collect, origin, say
 from tests.fakes import ScriptedChatModel, script, tool_call
 
@@ -46,7 +46,7 @@ async def test_the_llm_cannot_forge_the_caller(settings: Settings) -> None:
     """Context reaches tools from the core; the schema the LLM sees has no such field."""
     model = ScriptedChatModel(messages=script("ok", repeat=True))
     async with await App.start(settings, chat_model=model) as app:
-        specs = app.services.plugins.loaded["calculator"].tools
+        specs = app.plugins.loaded["calculator"].tools
         assert list(specs[0].schema.model_json_schema()["properties"]) == ["expression"]
         assert "ctx" not in specs[0].schema.model_json_schema()["properties"]
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from bot.app import App
 from bot.config import Settings
-from bot.plugin_api import Command
+from core.plugin import Command
 from tests.core.conftest import say
 from tests.fakes import ScriptedChatModel, script
 
@@ -89,7 +89,7 @@ def test_no_command_fails_on_user_input(
     loop, app = bot
     commands = {
         name: cmd
-        for loaded in app.services.plugins.loaded.values()
+        for loaded in app.plugins.loaded.values()
         for name, cmd in loaded.plugin.commands.items()
     }
     line = data.draw(st.sampled_from(_lines(commands)))

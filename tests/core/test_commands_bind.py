@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from bot.commands import bind, tokenize
-from bot.errors import CommandError
-from bot.plugin_api import Command, Option, Plugin
+from core.errors import CommandError
+from core.plugin import Command, Option, Plugin
 from plugins.admin import plugin as admin
 
 

@@ -16,7 +16,7 @@ from tests.core.conftest import say
 from tests.fakes import ScriptedChatModel, script
 
 PLUGIN_CODE = """
-from bot.plugin_api import CommandContext, Plugin
+from core.plugin import CommandContext, Plugin
 
 plugin = Plugin("greeter", "Says hello", enabled_by_default=False)
 

@@ -19,9 +19,9 @@ from langchain_core.outputs import ChatGenerationChunk
 
 from bot.app import App
 from bot.config import Settings
-from bot.errors import PluginError
-from bot.events import ButtonEvent, Error, MessageEvent, Text
 from bot.plugins import Source
+from core.errors import PluginError
+from core.events import ButtonEvent, Error, MessageEvent, Text
 from tests.core.conftest import collect, origin, say
 from tests.fakes import ScriptedChatModel, script, tool_call
 
@@ -95,7 +95,7 @@ async def test_a_storage_error_before_the_turn_still_gets_an_answer(
 
 
 async def test_a_second_plugin_with_the_same_command_is_refused(app: App) -> None:
-    manager = app.services.plugins
+    manager = app.plugins
     manager.sources["echo"] = Source("echo", "tests.core.sample_plugin")
     await manager.load("echo")
     manager.sources["copycat"] = Source("copycat", "tests.core.copycat_plugin")
@@ -119,7 +119,7 @@ async def test_a_button_marked_for_it_works_where_its_plugin_was_disabled(
 
 VERSION_1 = """
     import asyncio
-    from bot.plugin_api import CommandContext, Plugin, PluginContext, ToolContext
+    from core.plugin import CommandContext, Plugin, PluginContext, ToolContext
 
     plugin = Plugin("phoenix", "Reload test", version="1")
     beats = []
@@ -143,7 +143,7 @@ VERSION_1 = """
 VERSION_2 = """
     import asyncio
     from pathlib import Path
-    from bot.plugin_api import CommandContext, Plugin, PluginContext, ToolContext
+    from core.plugin import CommandContext, Plugin, PluginContext, ToolContext
 
     plugin = Plugin("phoenix", "Reload test", version="2")
 
@@ -187,7 +187,7 @@ def phoenix_dir(tmp_path: Path) -> Iterator[Path]:
 async def test_a_failed_reload_keeps_serving_the_old_version(
     app: App, phoenix_dir: Path, tmp_path: Path
 ) -> None:
-    manager = app.services.plugins
+    manager = app.plugins
     (phoenix_dir / "__init__.py").write_text(textwrap.dedent(VERSION_1))
     importlib.invalidate_caches()
     manager.sources["phoenix"] = Source("phoenix", "phoenix")

@@ -9,8 +9,8 @@ import pytest
 from bot.app import App
 from bot.cache import DEFAULT_MAX_ENTRIES, LRUDict, TTLCache
 from bot.config import Settings
-from bot.events import CommandEvent, Error, MessageEvent, Origin
 from bot.plugins import Source
+from core.events import CommandEvent, Error, MessageEvent, Origin
 from storage._history import DEFAULT_MAX_CONVERSATIONS
 from storage.repository import IDENTITY_CACHE_SIZE
 from tests.core.conftest import collect, origin, say
@@ -23,8 +23,8 @@ async def test_a_flood_is_refused_without_waiting_for_the_turn_in_progress(
     settings.limits.user_burst = 2
     settings.limits.user_per_second = 0.01
     async with await App.start(settings, chat_model=model) as app:
-        app.services.plugins.sources["echo"] = Source("echo", "tests.core.sample_plugin")
-        await app.services.plugins.load("echo")
+        app.plugins.sources["echo"] = Source("echo", "tests.core.sample_plugin")
+        await app.plugins.load("echo")
         slow = asyncio.create_task(say(app, "/slow 10"))
         await asyncio.sleep(0.05)
         queued = asyncio.create_task(say(app, "/echo behind the slow one"))  # last token
@@ -80,7 +80,7 @@ async def test_ten_thousand_dm_users_leave_every_table_bounded(
         for start in range(0, 10_000, 250):
             await asyncio.gather(*(dm(i) for i in range(start, start + 250)))
         router, storage = app.router, app.services.storage
-        assert len(app.services.plugins._views) <= DEFAULT_MAX_ENTRIES
+        assert len(app.plugins._views) <= DEFAULT_MAX_ENTRIES
         assert len(app.services.server_state._prompts) <= DEFAULT_MAX_ENTRIES
         assert len(storage._identities) <= IDENTITY_CACHE_SIZE
         assert len(storage._history) <= DEFAULT_MAX_CONVERSATIONS

@@ -12,7 +12,8 @@ import pytest
 
 from bot.app import App
 from bot.config import Settings
-from bot.events import (
+from bot.plugins import Source
+from core.events import (
     ButtonEvent,
     CommandEvent,
     Error,
@@ -22,7 +23,6 @@ from bot.events import (
     Text,
     TextDelta,
 )
-from bot.plugins import Source
 from tests.core.conftest import collect, origin, say
 from tests.fakes import ScriptedChatModel, script, tool_call
 
@@ -102,7 +102,7 @@ async def test_a_non_admin_cannot_enable_plugins_and_is_audited(app: App) -> Non
     assert [(e.action, e.target, e.allowed) for e in entries] == [
         ("/plugins disable", "calculator", False)
     ]
-    assert await app.services.plugins.is_enabled(identity.server_pk, "calculator")
+    assert await app.plugins.is_enabled(identity.server_pk, "calculator")
 
 
 async def test_an_admin_disables_a_plugin_in_one_server_only(
@@ -155,7 +155,8 @@ async def test_plugin_config_is_validated_and_per_server(app: App) -> None:
     assert bad.startswith("error: plugin calculator: setting decimals:")
     unknown = await say(app, "/plugins config calculator colour red", admin=True)
     assert unknown == (
-        "error: plugin calculator has no setting 'colour'; settings: max_length, decimals"
+        "error: plugin calculator has no setting 'colour' that a server can change; "
+        "settings: max_length, decimals"
     )
     shown = await say(app, "/plugins config calculator", admin=True)
     assert "decimals = 3" in shown
@@ -250,7 +251,7 @@ async def test_the_system_prompt_is_per_server_and_admin_only(
 
 
 async def test_loading_is_atomic(echo_app: App) -> None:
-    manager = echo_app.services.plugins
+    manager = echo_app.plugins
     assert sample().started.is_set()
     old = manager.loaded["echo"]
     manager.sources["echo"] = Source("echo", "tests.core.broken_plugin")
@@ -266,8 +267,8 @@ async def test_loading_is_atomic(echo_app: App) -> None:
 async def test_tools_get_the_callers_context_from_the_core(settings: Settings) -> None:
     model = ScriptedChatModel(messages=script(tool_call("whoami"), "done", repeat=True))
     async with await App.start(settings, chat_model=model) as app:
-        app.services.plugins.sources["echo"] = Source("echo", "tests.core.sample_plugin")
-        await app.services.plugins.load("echo")
+        app.plugins.sources["echo"] = Source("echo", "tests.core.sample_plugin")
+        await app.plugins.load("echo")
         await say(app, "who am I?", user="ada", server="lab")
         assert model.seen[1][-1].content == "user ada in server lab"
         await say(app, "and me?", user="bob", server="s9")
@@ -279,8 +280,8 @@ async def test_a_tool_can_show_the_user_what_it_made(settings: Settings) -> None
         messages=script(tool_call("snapshot", caption="a cat"), "Here it is.", repeat=True)
     )
     async with await App.start(settings, chat_model=model) as app:
-        app.services.plugins.sources["echo"] = Source("echo", "tests.core.sample_plugin")
-        await app.services.plugins.load("echo")
+        app.plugins.sources["echo"] = Source("echo", "tests.core.sample_plugin")
+        await app.plugins.load("echo")
         parts = await collect(app, MessageEvent(origin(), "draw a cat"))
     assert Image(Path("/tmp/picture.png"), "a cat") in parts
     assert parts[-1] == Text("Here it is. [echo]")
@@ -293,11 +294,11 @@ async def test_listeners_hear_about_plugin_changes(app: App) -> None:
     async def listener(server_pk: int | None) -> None:
         heard.append(server_pk)
 
-    app.services.plugins.add_listener(listener)
+    app.plugins.add_listener(listener)
     await say(app, "/plugins disable calculator", admin=True)
     identity = await app.services.storage.identify(origin())
     assert heard == [identity.server_pk]
-    await app.services.plugins.reload("calculator")
+    await app.plugins.reload("calculator")
     assert heard == [identity.server_pk, None]
 
 

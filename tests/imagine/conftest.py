@@ -12,7 +12,7 @@ import pytest
 
 from bot.app import App
 from bot.config import Settings
-from bot.events import Buttons, CommandEvent, Event, ReplyPart
+from core.events import Buttons, CommandEvent, Event, ReplyPart, Text
 from storage.jobs import ImageJob, JobStore
 from tests.core.conftest import collect, origin
 from tests.fakes import ScriptedChatModel, script
@@ -23,6 +23,7 @@ from tests.storage.conftest import (  # noqa: F401  (the storage stories' two-ba
     make_origin,
     pg_database,
 )
+from workers.config import ImagineSettings
 
 
 @pytest.fixture
@@ -31,17 +32,35 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         limits={"user_burst": 1000, "server_burst": 1000},
-        plugins={"disable_entry_points": True},
-        imagine={
-            "default_width": 64,
-            "default_height": 64,
-            "default_steps": 4,
-            "max_width": 512,
-            "max_height": 512,
-            "max_pixels": 256 * 256,
-            "max_batch": 1,
+        plugins={
+            "disable_entry_points": True,
+            "config": {
+                "imagine": {
+                    "default_width": 64,
+                    "default_height": 64,
+                    "default_steps": 4,
+                    "max_width": 512,
+                    "max_height": 512,
+                    "max_pixels": 256 * 256,
+                    "max_batch": 1,
+                }
+            },
         },
     )
+
+
+def imagine_config(app: App) -> ImagineSettings:
+    """The running imagine plugin's config (what an operator's config.toml set)."""
+    config = app.plugins.loaded["imagine"].context.config
+    assert isinstance(config, ImagineSettings)
+    return config
+
+
+async def set_server_setting(app: App, key: str, value: object, server: str = "s1") -> None:
+    """An admin of ``server`` sets one of imagine's per-server settings."""
+    line = f"/plugins config imagine {key} {value}"
+    parts = await run(app, line, server=server, user="admin", admin=True)
+    assert parts == [Text(f"imagine.{key} is now {value!r} in this server.")], parts
 
 
 @pytest.fixture
@@ -103,7 +122,7 @@ def job_id_of(parts: list[ReplyPart]) -> str:
 
 async def stored(app: App, job_id: str) -> ImageJob:
     """The job's row."""
-    job = await JobStore(app.services.storage).get(job_id)
+    job = await JobStore(app.services.storage.engine).get(job_id)
     assert job is not None, f"no job {job_id}"
     return job
 
@@ -119,7 +138,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) 
 
 async def pending_job(app: App, prompt: str) -> str:
     """The id of the queued or running job with this prompt (waits for it to exist)."""
-    store = JobStore(app.services.storage)
+    store = JobStore(app.services.storage.engine)
     found: list[str] = []
 
     async def look() -> bool:

@@ -10,7 +10,7 @@ from langchain_core.messages import ToolMessage
 
 from bot.app import App
 from bot.config import Settings
-from bot.events import Image, MessageEvent, Progress, Text
+from core.events import Image, MessageEvent, Progress, Text
 from tests.core.conftest import collect, origin, say
 from tests.fakes import ScriptedChatModel, script, tool_call
 from tests.imagine.conftest import pending_job, run, start, status_becomes, stored, until
@@ -25,7 +25,7 @@ async def test_the_agent_draws_through_the_same_queue_and_shows_the_image(
     )
     async with await App.start(settings, chat_model=model, image_backend=fake) as app:
         parts = await collect(app, MessageEvent(origin(), "draw me a cat"))
-        schema = app.services.plugins.loaded["imagine"].tools[0].schema.model_json_schema()
+        schema = app.plugins.loaded["imagine"].tools[0].schema.model_json_schema()
     assert list(schema["properties"]) == ["prompt", "width", "height", "seed"]
     assert Progress("using generate_image") in parts
     images = [p for p in parts if isinstance(p, Image)]

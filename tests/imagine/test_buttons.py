@@ -13,10 +13,11 @@ import pytest
 from PIL import Image as PILImage
 
 from bot.app import App
-from bot.events import ButtonEvent, CommandEvent, Error, Image, ReplyPart, Text
+from core.events import ButtonEvent, CommandEvent, Error, Image, ReplyPart, Text
 from storage.jobs import JobStore
 from tests.core.conftest import collect, origin
 from tests.imagine.conftest import (
+    imagine_config,
     job_id_of,
     pending_job,
     run,
@@ -123,7 +124,7 @@ async def test_a_button_of_an_unknown_deleted_or_foreign_job_says_it_is_gone(
     first = await run(app, "/imagine a cat")
     job_id = job_id_of(first)
     assert await press(app, action, job_id, server="elsewhere") == gone
-    assert await JobStore(app.services.storage).delete(job_id)
+    assert await JobStore(app.services.storage.engine).delete(job_id)
     assert await press(app, action, job_id) == gone
 
 
@@ -141,7 +142,7 @@ async def test_buttons_follow_the_limits_of_today_not_of_when_they_were_sent(
 ) -> None:
     first = await run(app, "/imagine a red apple --steps 40 --width 128 --height 128")
     job_id = job_id_of(first)
-    limits = app.services.settings.imagine
+    limits = imagine_config(app)
     limits.max_steps, limits.max_width = 30, 96  # an admin lowered them meanwhile
     assert await press(app, "reroll", job_id) == [
         Error(
@@ -167,7 +168,7 @@ async def test_buttons_follow_the_limits_of_today_not_of_when_they_were_sent(
 
 
 async def test_buttons_count_against_the_daily_quotas(app: App, fake: FakeImageBackend) -> None:
-    app.services.settings.imagine.images_per_day_per_user = 2
+    imagine_config(app).images_per_day_per_user = 2
     first = await run(app, "/imagine a cat")
     await press(app, "reroll", job_id_of(first))
     for action in ("reroll", "variations", "upscale"):
@@ -186,7 +187,7 @@ async def test_a_late_result_never_overwrites_a_cancellation(
     job_id = fake.submitted[0].job_id
     await status_becomes(app, job_id, "running")
     # another bot process cancels it (its Cancel button reaches storage, not this worker)
-    assert await JobStore(app.services.storage).mark_ended(job_id, "cancelled", "Cancelled.")
+    assert await JobStore(app.services.storage.engine).mark_ended(job_id, "cancelled", "Cancelled.")
     fake.release()  # ... and the worker finishes it anyway
     parts = await task
     assert parts[-1] == Text("Cancelled.")
@@ -205,7 +206,7 @@ async def test_a_job_cancelled_elsewhere_is_cancelled_in_the_back_end_when_it_st
     await until(lambda: len(fake.submitted) == 2)
     waiting = start(app, "/imagine c", channel="c3")
     job_id = await pending_job(app, "c")
-    assert await JobStore(app.services.storage).mark_ended(job_id, "cancelled", "Cancelled.")
+    assert await JobStore(app.services.storage.engine).mark_ended(job_id, "cancelled", "Cancelled.")
     fake.release()
     assert (await waiting)[-1] == Text("Cancelled.")
     assert job_id in fake.cancelled

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from bot.app import App
-from bot.events import Buttons, Error, Image, Progress, Text
+from core.events import Buttons, Error, Image, Progress, Text
 from tests.imagine.conftest import job_id_of, run, stored
 from tests.imagine.fake_backend import FakeImageBackend
 

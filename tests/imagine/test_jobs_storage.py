@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.events import Origin
+from core.events import Origin
 from storage import Storage
 from storage.jobs import ImageJob, JobStore, LimitName, Limits, Refusal
 from storage.models import utcnow
@@ -76,7 +76,7 @@ async def test_a_job_row_goes_from_queued_to_done_and_counts_for_quotas(
     storage = await Storage.open(database_url)
     try:
         ids = await storage.identify(make_origin())
-        store = JobStore(storage)
+        store = JobStore(storage.engine)
         where = (ids.server_pk, ids.user_pk, ids.channel_pk)
         await store.create(_job("a" * 32, *where))
         yesterday = datetime.now(UTC) - timedelta(days=1, hours=1)
@@ -112,7 +112,7 @@ async def test_a_status_only_moves_forward(
     storage = await Storage.open(database_url)
     try:
         ids = await storage.identify(make_origin())
-        store = JobStore(storage)
+        store = JobStore(storage.engine)
         where = (ids.server_pk, ids.user_pk, ids.channel_pk)
         await store.create(_job("a" * 32, *where))
         assert await store.mark_running("a" * 32, "gpu-0")
@@ -162,7 +162,7 @@ async def test_five_concurrent_requests_against_a_limit_of_three_admit_exactly_t
 ) -> None:
     storage = await Storage.open(database_url)
     try:
-        store = JobStore(storage)
+        store = JobStore(storage.engine)
         jobs = []
         for n in range(5):
             ids = await storage.identify(

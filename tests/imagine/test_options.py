@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.config import ImagineSettings
-from bot.errors import UserError
+from core.errors import UserError
 from plugins.imagine.options import build_options, make_params
+from workers.config import ImagineSettings
 
 LIMITS = ImagineSettings(max_prompt_chars=50)
 HOSTILE = st.text(

@@ -6,11 +6,18 @@ import asyncio
 
 from bot.app import App
 from bot.config import Settings
-from bot.events import Buttons, Error
+from core.events import Buttons, Error
 from plugins.imagine.queue import FairQueue
 from storage.jobs import JobStore
 from tests.fakes import ScriptedChatModel
-from tests.imagine.conftest import pending_job, run, start, until
+from tests.imagine.conftest import (
+    imagine_config,
+    pending_job,
+    run,
+    set_server_setting,
+    start,
+    until,
+)
 from tests.imagine.fake_backend import FakeImageBackend
 
 
@@ -31,7 +38,7 @@ def test_the_fair_queue_takes_servers_and_users_in_turn() -> None:
 async def test_a_busy_server_does_not_starve_others_and_users_alternate(
     settings: Settings, fake: FakeImageBackend, app: App
 ) -> None:
-    app.services.settings.imagine.max_pending_per_user = 10
+    await set_server_setting(app, "max_pending_per_user", 10)
     fake.hold = True
     tasks = [start(app, "/imagine x1", user="x", channel="c1")]
     await until(lambda: len(fake.submitted) == 1)
@@ -70,7 +77,7 @@ async def test_queued_jobs_report_their_position(app: App, fake: FakeImageBacken
 async def test_a_user_with_too_many_pending_jobs_is_told_the_limit(
     app: App, fake: FakeImageBackend
 ) -> None:
-    app.services.settings.imagine.max_pending_per_user = 2
+    await set_server_setting(app, "max_pending_per_user", 2)
     fake.hold = True
     tasks = [start(app, "/imagine a", channel="c1"), start(app, "/imagine b", channel="c2")]
     await until(lambda: len(fake.submitted) == 2)
@@ -98,7 +105,7 @@ async def test_a_user_with_too_many_pending_jobs_is_told_the_limit(
 async def test_a_server_over_its_daily_quota_is_told_when_it_resets(
     app: App, fake: FakeImageBackend
 ) -> None:
-    app.services.settings.imagine.images_per_day_per_server = 3
+    imagine_config(app).images_per_day_per_server = 3
     await run(app, "/imagine a --count 2")
     refused = await run(app, "/imagine b --count 2")
     assert len(refused) == 1 and isinstance(refused[0], Error)
@@ -116,14 +123,14 @@ async def test_five_concurrent_imagines_from_one_user_admit_exactly_the_pending_
     settings: Settings, fake: FakeImageBackend, model: ScriptedChatModel, database_url: str
 ) -> None:
     settings.storage.url = database_url  # SQLite, then the real PostgreSQL
-    settings.imagine.max_pending_per_user = 3
+    settings.plugins.config["imagine"]["max_pending_per_user"] = 3
     fake.hold = True
     async with await App.start(settings, chat_model=model, image_backend=fake) as app:
         tasks = [start(app, f"/imagine cat {n}", channel=f"c{n}") for n in range(5)]
         await until(lambda: sum(t.done() for t in tasks) == 2)
         refused = [t for t in tasks if t.done()]
         assert [await t for t in refused] == [[PENDING_REFUSAL]] * 2
-        assert len(await JobStore(app.services.storage).unfinished()) == 3
+        assert len(await JobStore(app.services.storage.engine).unfinished()) == 3
         fake.release()
         admitted = await asyncio.gather(*(t for t in tasks if t not in refused))
     assert all(isinstance(parts[-1], Buttons) for parts in admitted)
@@ -138,7 +145,7 @@ PENDING_REFUSAL = Error(
 async def test_a_user_over_their_daily_quota_is_refused_in_every_server_and_dm(
     app: App, fake: FakeImageBackend
 ) -> None:
-    app.services.settings.imagine.images_per_day_per_user = 3
+    imagine_config(app).images_per_day_per_user = 3
     await run(app, "/imagine a --count 2")  # in server s1
     refused = await run(app, "/imagine b --count 2", server="dm:u1")  # their DM
     assert len(refused) == 1 and isinstance(refused[0], Error)
@@ -155,7 +162,7 @@ async def test_a_user_over_their_daily_quota_is_refused_in_every_server_and_dm(
 async def test_the_bots_global_daily_quota_covers_everybody(
     app: App, fake: FakeImageBackend
 ) -> None:
-    app.services.settings.imagine.images_per_day_global = 2
+    imagine_config(app).images_per_day_global = 2
     await run(app, "/imagine a", user="u1")
     await run(app, "/imagine b", user="u2", server="s2")
     refused = await run(app, "/imagine c", user="u3", server="s3")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.app import App
 from bot.config import Settings
-from bot.events import ButtonEvent, Error
+from core.events import ButtonEvent, Error
 from plugins.imagine import retention
 from plugins.imagine.files import ImageFiles
 from storage.jobs import ImageJob, JobStore
@@ -45,7 +45,7 @@ async def _job_with_file(app: App, job_id: str, *, age_days: float, status: str)
         results=(str(path),) if done else (),
         sha256=("x",) if done else (),
     )
-    await JobStore(app.services.storage).create(job)
+    await JobStore(app.services.storage.engine).create(job)
     return path
 
 
@@ -62,13 +62,13 @@ def _all_exist(paths: tuple[str, ...]) -> bool:
 async def test_images_older_than_keep_days_go_with_their_rows_at_start_up(
     settings: Settings, model: ScriptedChatModel
 ) -> None:
-    settings.imagine.keep_days = 7
+    settings.plugins.config["imagine"]["keep_days"] = 7
     async with await App.start(settings, chat_model=model, image_backend=FakeImageBackend()) as app:
         old = await _job_with_file(app, "a" * 32, age_days=10, status="done")
         young = await _job_with_file(app, "b" * 32, age_days=3, status="done")
         fresh = job_id_of(await run(app, "/imagine today"))
     async with await App.start(settings, chat_model=model, image_backend=FakeImageBackend()) as app:
-        store = JobStore(app.services.storage)
+        store = JobStore(app.services.storage.engine)
         assert not old.exists() and await store.get("a" * 32) is None
         assert young.exists() and (await stored(app, "b" * 32)).results == (str(young),)
         assert _all_exist((await stored(app, fresh)).results)
@@ -82,7 +82,7 @@ async def test_the_oldest_images_go_until_the_store_fits_max_store_mb(
     for n, path in enumerate(paths):
         _age([path], 300 - n * 100)  # the first is the oldest
     fits_two = (paths[1].stat().st_size + paths[2].stat().st_size) / 1024 / 1024
-    store = JobStore(app.services.storage)
+    store = JobStore(app.services.storage.engine)
     files = ImageFiles(app.services.settings.data_dir)
 
     swept = await retention.sweep(files, store, keep_days=0, max_store_mb=fits_two)
@@ -117,7 +117,7 @@ async def test_a_sweep_spares_pending_jobs_foreign_files_and_todays_rows(
     today = job_id_of(await run(app, "/imagine today"))
     today_files = [Path(p) for p in (await stored(app, today)).results]
     _age(today_files, 2 * DAY)  # its file is old enough to go; its row is from today
-    store = JobStore(app.services.storage)
+    store = JobStore(app.services.storage.engine)
     files = ImageFiles(app.services.settings.data_dir)
 
     swept = await retention.sweep(files, store, keep_days=1, max_store_mb=0)
@@ -132,7 +132,7 @@ async def test_a_sweep_spares_pending_jobs_foreign_files_and_todays_rows(
 
 async def test_zero_keeps_everything(app: App, fake: FakeImageBackend) -> None:
     old = await _job_with_file(app, "e" * 32, age_days=400, status="done")
-    store = JobStore(app.services.storage)
+    store = JobStore(app.services.storage.engine)
     files = ImageFiles(app.services.settings.data_dir)
     swept = await retention.sweep(files, store, keep_days=0, max_store_mb=0)
     assert swept == retention.Swept() and old.exists()

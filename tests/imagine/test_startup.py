@@ -9,7 +9,7 @@ import pytest
 
 from bot.app import App
 from bot.config import Settings
-from bot.errors import ModelError
+from core.errors import ModelError
 from tests.fakes import ScriptedChatModel, script
 
 
@@ -17,8 +17,7 @@ async def test_a_missing_image_model_is_a_start_up_error_naming_the_path(tmp_pat
     missing = tmp_path / "models" / "sd15"
     settings = Settings(
         data_dir=tmp_path / "data",
-        imagine={"model_path": str(missing)},
-        plugins={"disable_entry_points": True},
+        plugins={"disable_entry_points": True, "config": {"imagine": {"model_path": str(missing)}}},
     )
     model = ScriptedChatModel(messages=script("ok", repeat=True))
     with pytest.raises(ModelError, match=re.escape(f"image model not found: {missing}")):
@@ -30,8 +29,10 @@ async def test_a_corrupt_preloaded_model_is_a_start_up_error(tmp_path: Path) -> 
     corrupt.write_bytes(b"this is not a checkpoint")
     settings = Settings(
         data_dir=tmp_path / "data",
-        imagine={"model_path": str(corrupt), "preload": True},
-        plugins={"disable_entry_points": True},
+        plugins={
+            "disable_entry_points": True,
+            "config": {"imagine": {"model_path": str(corrupt), "preload": True}},
+        },
     )
     model = ScriptedChatModel(messages=script("ok", repeat=True))
     with pytest.raises(ModelError, match=re.escape(str(corrupt))):

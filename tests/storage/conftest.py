@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 from sqlalchemy import make_url
 
-from bot.events import Origin
+from core.events import Origin
 from storage import Storage
 
 PG_BASE_URL = os.environ.get(

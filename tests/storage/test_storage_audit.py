@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bot.app import App
 from bot.config import Settings
-from bot.events import CommandEvent, Origin, Text
+from core.events import CommandEvent, Origin, Text
 from tests.fakes import ScriptedChatModel, script
 
 

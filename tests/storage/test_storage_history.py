@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.errors import StorageError
-from bot.events import Origin
+from core.errors import StorageError
+from core.events import Origin
 from storage import Identity, Storage
 
 

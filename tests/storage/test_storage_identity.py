@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from bot.events import Origin
+from core.events import Origin
 from storage import Identity, Storage
 
 

@@ -11,8 +11,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.errors import StorageError
-from bot.events import Origin
+from core.errors import StorageError
+from core.events import Origin
 from storage import Storage
 from storage.models import metadata
 

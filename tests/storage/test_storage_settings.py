@@ -7,8 +7,8 @@ from datetime import UTC
 
 import pytest
 
-from bot.errors import StorageError
-from bot.events import Origin
+from core.errors import StorageError
+from core.events import Origin
 from storage import Identity, PluginOverride, Storage
 
 UNKNOWN_PK = 987_654

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.errors import ModelError
+from core.errors import ModelError
 from workers.api import GeneratedImage, ImageRequest
 from workers.pngmeta import read_parameters
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from bot.config import ImagineSettings
 from workers.api import Failed, Finished, ImageRequest, JobUpdate, Queued, Started, Step
+from workers.config import ImagineSettings
 from workers.local import LocalImageBackend
 from workers.pngmeta import read_parameters
 
@@ -177,7 +177,7 @@ async def test_a_result_that_is_not_a_png_fails_the_job_and_is_not_handed_on(
 
 
 async def test_a_missing_model_fails_preload_with_a_model_error(tmp_path: Path) -> None:
-    from bot.errors import ModelError
+    from core.errors import ModelError
 
     worker = LocalImageBackend(ImagineSettings(), tmp_path / "missing")
     with pytest.raises(ModelError, match="missing"):

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bot.config import ImagineSettings
 from workers.api import GeneratedImage, ImageRequest, Started, Step
 from workers.celery_app import batches
+from workers.config import ImagineSettings
 from workers.validate import RequestRejected, ResultRejected, check_images, validate_request
 from workers.wire import (
     MAX_EVENT_BYTES,

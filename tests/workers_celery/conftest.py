@@ -27,16 +27,16 @@ from pathlib import Path
 import pytest
 import redis
 
-from bot.config import ImagineSettings
 from workers.celery_app import TASK_NAME, make_celery
 from workers.celery_backend import CeleryImageBackend
+from workers.config import ImagineSettings
 from workers.tiny import build_tiny_sd
 
 REPO = Path(__file__).resolve().parents[2]
 BROKER_DB, STATE_DB = 11, 12
 _ENTRY = (
     "import json, sys\n"
-    "from bot.config import ImagineSettings\n"
+    "from workers.config import ImagineSettings\n"
     "from workers.celery_app import run_worker\n"
     "run_worker(ImagineSettings(**json.loads(sys.argv[1])), model_path=sys.argv[2],"
     " namespace=sys.argv[3], loglevel='INFO')\n"

@@ -19,20 +19,21 @@ import discord
 import yarl
 from discord import app_commands
 
-from bot.cache import TTLCache
 from bot.config import DiscordSettings
-from bot.errors import AtelierError, ConfigError
-from bot.events import ButtonEvent, CommandEvent, Event, MessageEvent, ReplyPart, Text
-from bot.plugin_api import Command
+from core.adapter import BUTTONS, EDITS, FILES, Limits, NoActions
+from core.errors import AtelierError, ConfigError
+from core.events import ButtonEvent, CommandEvent, Event, MessageEvent, ReplyPart
+from core.plugin import Command
 
 from .commands import GuildSync
 from .render import Reply
 from .sinks import ChannelSink, InteractionSink, Sink, WriteBudget
 from .translate import (
-    channel_origin,
+    PLATFORM,
+    addressing,
+    attachment_of,
     interaction_origin,
     message_origin,
-    server_origin,
     strip_mention,
 )
 from .views import pressed_custom_id
@@ -42,8 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TEXT_ONLY_NOTE = "I can only read text for now — please write your request as a message."
-_CHAT_FLAG_TTL_S = 2.0  # /channel chat changes show up within this
 _DM_UPLOAD_LIMIT = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
 
 
@@ -98,7 +97,11 @@ class _Tree(app_commands.CommandTree[discord.Client]):
 
 
 class DiscordAdapter:
-    """Serves one App on Discord: ``await start()``, ``wait_until_ready()``, ``close()``."""
+    """Serves one App on Discord (a ``core.adapter.Adapter``): ``await start()``,
+    ``wait_until_ready()``, ``stop()``."""
+
+    name = PLATFORM
+    capabilities = frozenset({BUTTONS, EDITS, FILES})
 
     def __init__(
         self, app: App, settings: DiscordSettings, *, guild_ready_timeout: float = 2.0
@@ -116,10 +119,16 @@ class DiscordAdapter:
             settings.sync_debounce_s,
             max_text=app.services.settings.limits.max_message_chars,
         )
+        self.limits = Limits(
+            message_chars=2000,
+            edit_interval_s=settings.edit_interval_s,
+            file_bytes=_DM_UPLOAD_LIMIT,
+            button_data_bytes=100,
+        )
+        # Deleting, timing out and posting elsewhere come with the moderation plugin.
+        self._actions = NoActions(self.capabilities)
         self._budget = WriteBudget()
         self._chat_channels = set(settings.chat_channels)
-        self._chat_flags: TTLCache[int, bool] = TTLCache(_CHAT_FLAG_TTL_S)
-        self._guild_of_server: dict[int, int] = {}  # server_pk → guild id
         self._work: dict[int | None, set[asyncio.Task[None]]] = {}  # per guild (None: DMs)
         self._ready = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -141,7 +150,7 @@ class DiscordAdapter:
         """Log in and connect in the background (see ``wait_until_ready``)."""
         assert self.settings.token is not None
         self._endpoints = point_discord_at(self.settings)
-        self.app.services.plugins.add_listener(self._plugins_changed)
+        self.app.menus.subscribe(PLATFORM, self._commands_changed)
         token = self.settings.token.get_secret_value()
         self._runner = asyncio.create_task(self.client.start(token), name="discord-client")
 
@@ -172,11 +181,16 @@ class DiscordAdapter:
         except (discord.DiscordException, OSError) as exc:
             raise AtelierError(f"Discord connection failed: {exc}") from exc
 
+    async def stop(self) -> None:
+        """The adapter port's name for ``close``."""
+        await self.close()
+
     async def close(self) -> None:
         """Drop pending replies and syncs, disconnect, and restore discord.py's endpoints."""
         if self._closed:
             return
         self._closed = True
+        self.app.menus.unsubscribe(PLATFORM, self._commands_changed)
         tasks = [task for bucket in self._work.values() for task in bucket]
         for task in tasks:
             task.cancel()
@@ -214,32 +228,23 @@ class DiscordAdapter:
         self.sync.forget(guild.id)
         for task in self._work.pop(guild.id, set()):
             task.cancel()
-        self._guild_of_server = {k: v for k, v in self._guild_of_server.items() if v != guild.id}
         log.info("discord: left guild %s; dropped its pending work", guild.id)
-
-    async def _server_pk(self, guild: discord.Guild) -> int:
-        assert self.client.user is not None
-        identity = await self.app.services.storage.identify(server_origin(guild, self.client.user))
-        self._guild_of_server[identity.server_pk] = guild.id
-        return identity.server_pk
 
     async def _guild_specs(self, guild_id: int) -> list[Command] | None:
         guild = self.client.get_guild(guild_id)
-        if guild is None or self.client.user is None:
+        if guild is None:
             return None
-        enabled = await self.app.services.plugins.enabled_for(await self._server_pk(guild))
-        specs = [cmd for item in enabled for cmd in item.plugin.commands.values()]
-        return sorted(specs, key=lambda cmd: cmd.name)
+        return await self.app.menus.commands_for(PLATFORM, str(guild.id), guild.name)
 
-    async def _plugins_changed(self, server_pk: int | None) -> None:
-        """Plugin manager listener: resync the guild that changed (all after a reload)."""
+    async def _commands_changed(self, server_id: str | None) -> None:
+        """The core's menu change event: resync that guild (every guild after a reload)."""
         if self._closed:
             return
-        if server_pk is None:
+        if server_id is None:
             for guild in self.client.guilds:
                 self.sync.schedule(guild.id)
-        elif (guild_id := self._guild_of_server.get(server_pk)) is not None:
-            self.sync.schedule(guild_id)
+        elif server_id.isdigit():  # "dm:<user>" servers have no menu of their own
+            self.sync.schedule(int(server_id))
 
     # ---- messages ----------------------------------------------------------------
 
@@ -248,37 +253,16 @@ class DiscordAdapter:
         bot = self.client.user
         if bot is None or message.author.bot or self._closed:
             return
-        addressed = self._addressed(message, bot.id)
-        if not addressed and not await self._in_chat_channel(message, bot):
-            return
-        text = strip_mention(message.content, bot.id)
-        if not text:
-            # Files alone: say what the bot can read, but only when spoken to directly
-            # (in a chat channel people share pictures with each other). Stickers alone
-            # are reactions, not requests: ignored.
-            if message.attachments and addressed:
-                self._spawn(message.guild, self._reply(message, _parts(Text(TEXT_ONLY_NOTE))))
-            return
-        event = MessageEvent(message_origin(message), text, message_id=str(message.id))
-        self._spawn(message.guild, self._reply(message, self._route(event)))
-
-    def _addressed(self, message: discord.Message, bot_id: int) -> bool:
-        if message.guild is None or any(user.id == bot_id for user in message.mentions):
-            return True
-        reference = message.reference
-        resolved = reference.resolved if reference is not None else None
-        return isinstance(resolved, discord.Message) and resolved.author.id == bot_id
-
-    async def _in_chat_channel(self, message: discord.Message, bot: discord.ClientUser) -> bool:
-        if str(message.channel.id) in self._chat_channels:
-            return True
-        storage = self.app.services.storage
-
-        async def load() -> bool:
-            identity = await storage.identify(channel_origin(message, bot))
-            return await storage.is_chat_channel(identity.channel_pk)
-
-        return await self._chat_flags.get(message.channel.id, load)
+        event = MessageEvent(
+            message_origin(message),
+            strip_mention(message.content, bot.id),
+            message_id=str(message.id),
+            attachments=tuple(attachment_of(item) for item in message.attachments),
+            addressing=addressing(message, bot.id, self._chat_channels),
+        )
+        # The core decides who is answered; asking first spares a task per stray message.
+        if await self.app.router.answers(event):
+            self._spawn(message.guild, self._reply(message, self._route(event)))
 
     async def _reply(self, message: discord.Message, parts: AsyncIterator[ReplyPart]) -> None:
         limit = message.guild.filesize_limit if message.guild else _DM_UPLOAD_LIMIT
@@ -346,7 +330,7 @@ class DiscordAdapter:
     # ---- shared ------------------------------------------------------------------
 
     def _route(self, event: Event) -> AsyncIterator[ReplyPart]:
-        return self.app.router.handle(event)
+        return self.app.router.handle(event, actions=self._actions)
 
     async def _render(self, parts: AsyncIterator[ReplyPart], sink: Sink) -> None:
         """Feed every part to a ``Reply``; the router's stream is closed in any case (it
@@ -377,11 +361,6 @@ class DiscordAdapter:
             log.warning("discord: reply failed: %s", exc)
         except Exception:
             log.exception("discord: reply failed")
-
-
-async def _parts(*parts: ReplyPart) -> AsyncIterator[ReplyPart]:
-    for part in parts:
-        yield part
 
 
 async def _defer(interaction: discord.Interaction) -> bool:

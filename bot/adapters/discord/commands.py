@@ -26,7 +26,7 @@ from typing import Any, cast
 import discord
 from discord import app_commands
 
-from bot.plugin_api import Command, Option
+from core.plugin import Command, Option
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import discord
 
-from bot.events import Buttons, Error, File, Image, Progress, ReplyPart, Text, TextDelta
+from core.events import Buttons, Error, File, Image, Progress, ReplyPart, Text, TextDelta
 
 from .sinks import Sink, WriteBudget
 from .text import MESSAGE_LIMIT, split_capped

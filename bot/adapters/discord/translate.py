@@ -2,7 +2,8 @@
 
 Pure functions, no I/O: who sent something and where (guild or ``dm:<user id>``; a thread
 is its own channel), whether they may manage the server, and the message text with the
-bot's mention removed. Nothing here decides whether the bot answers.
+bot's mention removed, the facts of how a message reached the bot, and its attachments
+(downloaded lazily). Nothing here decides whether the bot answers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 
 import discord
 
-from bot.events import Origin
+from core.events import Addressing, Attachment, Origin
 
 PLATFORM = "discord"
 DM_SERVER_NAME = "Direct messages"
@@ -38,34 +39,25 @@ def interaction_origin(interaction: discord.Interaction) -> Origin:
     return _origin(interaction.guild, guild_id, interaction.channel, interaction.user, is_admin)
 
 
-def server_origin(guild: discord.Guild, bot: discord.abc.User) -> Origin:
-    """An origin that names a guild itself (the bot, in a pseudo-channel named after it).
-
-    Used to learn a guild's server key for command syncs and channel settings without
-    creating rows for users who never talked to the bot.
-    """
-    return Origin(
-        platform=PLATFORM,
-        server_id=str(guild.id),
-        channel_id=str(guild.id),
-        user_id=str(bot.id),
-        user_name=bot.name,
-        server_name=guild.name,
-        channel_name="(server)",
+def addressing(message: discord.Message, bot_id: int, listed: set[str]) -> Addressing:
+    """The facts of how ``message`` reached the bot (the core decides whether to answer)."""
+    reference = message.reference
+    resolved = reference.resolved if reference is not None else None
+    return Addressing(
+        direct=message.guild is None,
+        mentions_bot=any(user.id == bot_id for user in message.mentions),
+        replies_to_bot=isinstance(resolved, discord.Message) and resolved.author.id == bot_id,
+        listed_channel=str(message.channel.id) in listed,
     )
 
 
-def channel_origin(message: discord.Message, bot: discord.abc.User) -> Origin:
-    """The origin of the bot itself in a message's channel (for channel settings)."""
-    origin = message_origin(message)
-    return Origin(
-        platform=PLATFORM,
-        server_id=origin.server_id,
-        channel_id=origin.channel_id,
-        user_id=str(bot.id),
-        user_name=bot.name,
-        server_name=origin.server_name,
-        channel_name=origin.channel_name,
+def attachment_of(item: discord.Attachment) -> Attachment:
+    """A platform-neutral attachment whose bytes are downloaded only when read."""
+    return Attachment(
+        item.filename,
+        item.content_type or "application/octet-stream",
+        item.size,
+        fetch=item.read,
     )
 
 

@@ -14,7 +14,7 @@ import re
 
 import discord
 
-from bot.events import Button, Buttons
+from core.events import Button, Buttons
 
 _STYLES = {
     "primary": discord.ButtonStyle.primary,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.plugin_api import Plugin, PluginContext
+from core.plugin import Plugin, PluginContext
 
 plugin = Plugin("echo", "Broken replacement of the sample plugin")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.plugin_api import CommandContext, Option, Plugin
+from core.plugin import CommandContext, Option, Plugin
 
 plugin = Plugin("copycat", "Declares /echo again")
 

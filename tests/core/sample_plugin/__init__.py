@@ -8,8 +8,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from bot.events import Event, Image, MessageEvent, Progress, ReplyPart, Text
-from bot.plugin_api import (
+from core.config import server
+from core.events import Event, Image, MessageEvent, Progress, ReplyPart, Text
+from core.plugin import (
     CommandContext,
     HookContext,
     Option,
@@ -23,17 +24,19 @@ from bot.plugin_api import (
 class EchoConfig(BaseModel):
     """Settings of the sample plugin."""
 
-    suffix: str = " [echo]"
+    suffix: str = server(" [echo]")
 
 
 plugin = Plugin("echo", "Sample plugin for tests", config_model=EchoConfig)
 events: list[str] = []
 started = asyncio.Event()
+contexts: list[object] = []  # every context the core handed this plugin (tests/core/test_port.py)
 
 
 @plugin.tool
 async def whoami(ctx: ToolContext) -> str:
     """Tell who is asking (from injected context)."""
+    contexts.append(ctx)
     return f"user {ctx.origin.user_id} in server {ctx.origin.server_id}"
 
 
@@ -60,6 +63,7 @@ async def lookup(key: str, ctx: ToolContext) -> str:
 @plugin.inbound
 async def mark_inbound(ctx: HookContext, event: Event) -> Event | None:
     """Record every event; drop messages that say 'drop me'."""
+    contexts.append(ctx)
     events.append(f"in:{ctx.origin.server_id}")
     if isinstance(event, MessageEvent) and event.text == "drop me":
         return None
@@ -69,6 +73,7 @@ async def mark_inbound(ctx: HookContext, event: Event) -> Event | None:
 @plugin.outbound
 async def add_suffix(ctx: HookContext, part: ReplyPart) -> ReplyPart | None:
     """Append the configured suffix to final texts."""
+    contexts.append(ctx)
     if isinstance(part, Text):
         assert isinstance(ctx.config, EchoConfig)
         return Text(part.text + ctx.config.suffix)
@@ -78,6 +83,7 @@ async def add_suffix(ctx: HookContext, part: ReplyPart) -> ReplyPart | None:
 @plugin.command("echo", "Repeat text", Option("text", rest=True))
 async def echo(ctx: CommandContext, text: str) -> str:
     """Repeat the text."""
+    contexts.append(ctx)
     return text
 
 
@@ -112,5 +118,6 @@ async def stop(ctx: CommandContext, arg: str) -> str:
 @plugin.task
 async def heartbeat(ctx: PluginContext) -> None:
     """A background task that runs while the plugin is loaded."""
+    contexts.append(ctx)
     started.set()
     await asyncio.Event().wait()

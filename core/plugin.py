@@ -21,16 +21,18 @@ Tool parameters annotated ``ToolContext`` are injected by the core and never sho
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel
 
-from bot.events import Event, Origin, ReplyPart
+from core.events import Attachment, Event, Origin, ReplyPart
 
 if TYPE_CHECKING:
-    from bot.services import Services
+    from core.adapter import Actions
+    from core.admin import Administration
 
 OptionType = Literal["string", "integer", "number", "boolean"]
 
@@ -51,15 +53,92 @@ class Option:
     rest: bool = False  # a string option that takes the rest of a text command line
 
 
-@dataclass(slots=True)
-class ToolContext:
-    """Injected into tools: where the call comes from. Never produced by the LLM."""
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling and from where, as the core identified them (never the model)."""
 
     origin: Origin
     server_pk: int
     user_pk: int
     channel_pk: int
+    conversation_pk: int = 0
+    # What the caller's platform lets a plugin do (delete, time out, post); None: nothing.
+    actions: Actions | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the platform says the caller administers the server."""
+        return self.origin.is_admin
+
+
+class _CallerView:
+    """The caller's fields, read through a context (``ctx.server_pk``, ``ctx.origin``)."""
+
+    __slots__ = ()
+    caller: Caller
+
+    @property
+    def origin(self) -> Origin:
+        """The event's origin (platform ids and names)."""
+        return self.caller.origin
+
+    @property
+    def server_pk(self) -> int:
+        """The server's key in storage."""
+        return self.caller.server_pk
+
+    @property
+    def user_pk(self) -> int:
+        """The user's key in storage."""
+        return self.caller.user_pk
+
+    @property
+    def channel_pk(self) -> int:
+        """The channel's key in storage."""
+        return self.caller.channel_pk
+
+    @property
+    def conversation_pk(self) -> int:
+        """The conversation's key in storage (0 where there is none)."""
+        return self.caller.conversation_pk
+
+    @property
+    def actions(self) -> Actions | None:
+        """What the caller's platform lets a plugin do (see ``core.adapter.Actions``)."""
+        return self.caller.actions
+
+
+@dataclass(slots=True)
+class PluginContext:
+    """Given to ``setup``, ``teardown`` and background tasks: the plugin's own port.
+
+    It carries only what this plugin may use: its validated config (``config.toml``'s
+    ``[plugins.config.<name>]``), the bot's data directory (a plugin writes under a folder
+    named after itself, e.g. ``images/``), the back ends the app
+    injects that the plugin declared in ``Plugin.uses``, its call time limit and, for
+    required core plugins only, the administration port. Never the app's settings,
+    secrets, storage or plugin manager.
+    """
+
+    name: str
+    config: BaseModel | None
+    data_dir: Path
+    backends: Mapping[str, object] = field(default_factory=dict)
+    call_timeout_s: float = 30.0
+    admin: Administration | None = None
+
+    def backend(self, name: str) -> object | None:
+        """The back end injected under ``name`` (see ``Plugin.uses``), or None."""
+        return self.backends.get(name)
+
+
+@dataclass(slots=True)
+class ToolContext(_CallerView):
+    """Injected into tools: who calls and from where, and the config that applies there."""
+
+    caller: Caller
     config: BaseModel | None = None
+    plugin: PluginContext | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,32 +154,27 @@ class ToolResult:
 
 
 @dataclass(slots=True)
-class CommandContext:
-    """Given to command handlers."""
+class CommandContext(_CallerView):
+    """Given to command and button handlers."""
 
-    origin: Origin
-    server_pk: int
-    user_pk: int
-    channel_pk: int
-    conversation_pk: int
-    services: Services
+    caller: Caller
+    plugin: PluginContext
     config: BaseModel | None = None
+    attachments: tuple[Attachment, ...] = ()  # files sent with the command (read() is capped)
+
+    @property
+    def admin(self) -> Administration:
+        """The administration port (required core plugins only)."""
+        if self.plugin.admin is None:
+            raise PermissionError(f"plugin {self.plugin.name} has no administration port")
+        return self.plugin.admin
 
 
 @dataclass(slots=True)
-class HookContext:
-    """Given to inbound/outbound hooks."""
+class HookContext(_CallerView):
+    """Given to inbound and outbound hooks."""
 
-    origin: Origin
-    server_pk: int
-    config: BaseModel | None = None
-
-
-@dataclass(slots=True)
-class PluginContext:
-    """Given to ``setup``, ``teardown`` and background tasks."""
-
-    services: Services
+    caller: Caller
     config: BaseModel | None = None
 
 
@@ -112,6 +186,33 @@ ButtonHandler = Callable[..., Awaitable[CommandResult] | AsyncIterator[ReplyPart
 Task = Callable[[PluginContext], Awaitable[None]]
 ToolFunc = Callable[..., Awaitable[Any]]
 Lifecycle = Callable[[PluginContext], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    """Who may use a tool: admins only, and/or callers whose platform can do something."""
+
+    admin_only: bool = False
+    capabilities: frozenset[str] = frozenset()
+
+    def unmet(self, caller: Caller) -> str | None:
+        """Why ``caller`` may not use the tool, or None when they may."""
+        if self.admin_only and not caller.is_admin:
+            return "only server admins may use it"
+        have = caller.actions.capabilities if caller.actions is not None else frozenset()
+        missing = sorted(self.capabilities - have)
+        if missing:
+            return f"this platform cannot {', '.join(missing)}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A declared outbound hook (see ``Plugin.outbound``)."""
+
+    hook: OutboundHook
+    priority: int = 100
+    buffered: bool = False
 
 
 @dataclass(slots=True)
@@ -138,12 +239,16 @@ class Plugin:
     config_model: type[BaseModel] | None = None
     enabled_by_default: bool = True
     required: bool = False  # cannot be disabled (the admin plugin: no lock-out)
-    call_timeout_s: float | None = None  # this plugin's default per-call limit
+    # This plugin's per-call limit: seconds, or computed from its validated config
+    # (``lambda config: config.job_timeout_s + 60``); None: ``plugins.call_timeout_s``.
+    call_timeout_s: float | Callable[[Any], float] | None = None
+    uses: tuple[str, ...] = ()  # back ends the app injects ("image", "llm", "knowledge")
     tools: list[ToolFunc] = field(default_factory=list)
     tool_hints: dict[str, str] = field(default_factory=dict)  # tool name -> regex (see tool)
+    tool_needs: dict[str, Requirements] = field(default_factory=dict)  # tool name -> needs
     commands: dict[str, Command] = field(default_factory=dict)
     inbound_hooks: list[InboundHook] = field(default_factory=list)
-    outbound_hooks: list[OutboundHook] = field(default_factory=list)
+    outbound_hooks: list[Outbound] = field(default_factory=list)
     buttons: dict[str, ButtonHandler] = field(default_factory=dict)
     # Button actions that still work where the plugin is disabled (cancelling a job).
     buttons_when_disabled: set[str] = field(default_factory=set)
@@ -154,22 +259,39 @@ class Plugin:
     @overload
     def tool(self, func: ToolFunc) -> ToolFunc: ...
     @overload
-    def tool(self, func: None = None, *, hint: str) -> Callable[[ToolFunc], ToolFunc]: ...
     def tool(
-        self, func: ToolFunc | None = None, *, hint: str | None = None
+        self,
+        func: None = None,
+        *,
+        hint: str | None = None,
+        admin_only: bool = False,
+        needs: tuple[str, ...] = (),
+    ) -> Callable[[ToolFunc], ToolFunc]: ...
+    def tool(
+        self,
+        func: ToolFunc | None = None,
+        *,
+        hint: str | None = None,
+        admin_only: bool = False,
+        needs: tuple[str, ...] = (),
     ) -> ToolFunc | Callable[[ToolFunc], ToolFunc]:
         """Declare an async function as an agent tool (its docstring is its schema).
 
-        ``@plugin.tool(hint=REGEX)``: the tool is offered to the model only for messages
-        in which ``REGEX`` is found (case-insensitive), while ``[agent] tool_hints`` is on.
-        Small models call whatever tool they are offered; a hint keeps a calculator out
-        of "What is the capital of France?".
+        ``hint=REGEX``: the tool is offered to the model only for messages in which
+        ``REGEX`` is found (case-insensitive), while ``[agent] tool_hints`` is on. Small
+        models call whatever tool they are offered; a hint keeps a calculator out of
+        "What is the capital of France?".
+
+        ``admin_only`` and ``needs`` (adapter capabilities, ``core.adapter``) are checked
+        by the core: a caller who does not meet them is never offered the tool.
         """
 
         def register(tool_func: ToolFunc) -> ToolFunc:
             self.tools.append(tool_func)
             if hint is not None:
                 self.tool_hints[tool_func.__name__] = hint
+            if admin_only or needs:
+                self.tool_needs[tool_func.__name__] = Requirements(admin_only, frozenset(needs))
             return tool_func
 
         return register(func) if func is not None else register
@@ -218,10 +340,30 @@ class Plugin:
         self.inbound_hooks.append(hook)
         return hook
 
-    def outbound(self, hook: OutboundHook) -> OutboundHook:
-        """Declare an outbound hook: return the (maybe changed) part, or None to drop it."""
-        self.outbound_hooks.append(hook)
-        return hook
+    @overload
+    def outbound(self, hook: OutboundHook) -> OutboundHook: ...
+    @overload
+    def outbound(
+        self, hook: None = None, *, priority: int = 100, buffered: bool = False
+    ) -> Callable[[OutboundHook], OutboundHook]: ...
+    def outbound(
+        self, hook: OutboundHook | None = None, *, priority: int = 100, buffered: bool = False
+    ) -> OutboundHook | Callable[[OutboundHook], OutboundHook]:
+        """Declare an outbound hook: return the (maybe changed) part, or None to drop it.
+
+        Hooks of every enabled plugin run in ``priority`` order (lower first, then by
+        plugin name). ``buffered=True``: the hook holds a streamed reply and sees its
+        text before the user does — as ``Text`` of everything so far, every few hundred
+        characters and at the end. Returning that ``Text`` releases it; another ``Text``
+        replaces the answer; any other part (an ``Error`` notice) or None stops the reply
+        there (the user never sees the held text). Other parts pass it one by one.
+        """
+
+        def register(func: OutboundHook) -> OutboundHook:
+            self.outbound_hooks.append(Outbound(func, priority, buffered))
+            return func
+
+        return register(hook) if hook is not None else register
 
     def button(
         self, action: str, *, when_disabled: bool = False

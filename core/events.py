@@ -1,14 +1,18 @@
 """Platform-neutral events (what arrives) and reply parts (what goes out).
 
 Adapters build ``Event``s from SDK objects and render the ``ReplyPart`` stream the router
-returns. Nothing here knows about any platform; nothing here does I/O.
+returns. Nothing here knows about any platform; the only I/O is an attachment's lazy
+fetch, which the adapter supplies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from core.errors import InputRejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,23 +35,67 @@ class Origin:
 
 
 @dataclass(frozen=True, slots=True)
-class Attachment:
-    """A file that came with a message (already saved locally by the adapter)."""
+class Addressing:
+    """What the platform says about how a message reached the bot (facts, not a decision).
 
-    path: Path
+    The core decides from these whether to answer: direct messages, mentions and replies
+    to the bot always; other messages only in chat channels (``/channel chat on``, or
+    ``listed_channel``: the platform's configuration names the channel).
+    """
+
+    direct: bool = False  # a private chat with the bot
+    mentions_bot: bool = False
+    replies_to_bot: bool = False
+    listed_channel: bool = False
+
+    @property
+    def spoken_to(self) -> bool:
+        """Whether the sender addressed the bot itself (not merely wrote in a channel)."""
+        return self.direct or self.mentions_bot or self.replies_to_bot
+
+
+DIRECT = Addressing(direct=True)
+
+
+Fetch = Callable[[], Awaitable[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file that came with an event; its bytes are fetched through the adapter on demand.
+
+    ``size`` is what the platform reported. ``await attachment.read()`` refuses a file over
+    ``max_bytes`` (the core sets it from ``limits.max_attachment_mb``) before downloading.
+    """
+
     filename: str
     content_type: str = "application/octet-stream"
     size: int = 0
+    fetch: Fetch | None = field(default=None, compare=False, repr=False)
+    max_bytes: int | None = None  # set by the core from limits.max_attachment_mb
+
+    async def read(self) -> bytes:
+        """The file's bytes; ``InputRejected`` (shown to the user) when over ``max_bytes``."""
+        cap = self.max_bytes
+        if cap is not None and self.size > cap:
+            raise InputRejected(_too_big(self.filename, self.size, cap))
+        if self.fetch is None:
+            raise InputRejected(f"The file {self.filename!r} cannot be downloaded.")
+        data = await self.fetch()
+        if cap is not None and len(data) > cap:
+            raise InputRejected(_too_big(self.filename, len(data), cap))
+        return data
 
 
 @dataclass(frozen=True, slots=True)
 class MessageEvent:
-    """A chat message addressed to the bot."""
+    """A chat message (``addressing``: how it reached the bot; console and DMs: direct)."""
 
     origin: Origin
     text: str
     message_id: str = ""
     attachments: tuple[Attachment, ...] = ()
+    addressing: Addressing = DIRECT
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +113,7 @@ class CommandEvent:
     text: str = ""
     subcommand: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +190,13 @@ class Error:
     """A user-facing error message (never a traceback)."""
 
     message: str
+
+
+def _too_big(filename: str, size: int, cap: int) -> str:
+    mb = 1024 * 1024
+    # The name is the sender's text: shown as data (repr), cut to a sane length.
+    name = repr(filename[:80])
+    return f"The file {name} is {size / mb:.1f} MB; the limit is {cap / mb:.1f} MB."
 
 
 ReplyPart = TextDelta | Text | Image | File | Buttons | Progress | Error
