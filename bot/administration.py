@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from agents.config import AgentSettings
     from bot.plugins import PluginManager
     from bot.server_state import ServerState
+    from core.caller import Caller
     from core.plugin import Command
     from storage.repository import Storage
 
@@ -35,18 +36,12 @@ class BotAdministration:
 
     async def plugins(self, server_pk: int) -> list[PluginStatus]:
         """Every loaded plugin, in name order, with whether it is on in this server."""
-        overrides = await self._plugins.overrides(server_pk)
+        chosen = await self._plugins.set_here(server_pk)
         enabled = {item.plugin.name for item in await self._plugins.enabled_for(server_pk)}
         found = []
         for name in sorted(self._plugins.loaded):
             meta = self._plugins.loaded[name].plugin
-            override = overrides.get(name)
-            if meta.required:
-                why: Any = "required"
-            elif override is not None and override.enabled is not None:
-                why = "set here"
-            else:
-                why = "default"
+            why: Any = "required" if meta.required else "set here" if name in chosen else "default"
             found.append(PluginStatus(name, meta.version, meta.description, name in enabled, why))
         return found
 
@@ -54,15 +49,19 @@ class BotAdministration:
         """Turn plugin ``name`` on or off in this server."""
         await self._plugins.set_enabled(server_pk, name, enabled)
 
-    async def plugin_config(self, server_pk: int, name: str) -> dict[str, Any] | None:
-        """Plugin ``name``'s settings in this server (None when it has none)."""
+    async def plugin_config(self, caller: Caller, name: str) -> dict[str, Any] | None:
+        """Plugin ``name``'s settings where ``caller`` is (None when it has none)."""
         meta = self._plugins.require(name).plugin
-        config = await self._plugins.config_for(server_pk, meta)
+        config = await self._plugins.config_for(
+            meta, caller.server_pk, caller.channel_pk, caller.user_pk
+        )
         return None if config is None else config.model_dump(mode="json")
 
-    async def set_plugin_config(self, server_pk: int, name: str, key: str, value: str) -> Any:
-        """Set one server-scoped setting; validated by the plugin's config model."""
-        return await self._plugins.set_config(server_pk, name, key, value)
+    async def set_plugin_config(
+        self, caller: Caller, name: str, key: str, value: str, *, as_user: bool = False
+    ) -> tuple[Any, str]:
+        """Set one scoped setting (see ``PluginManager.set_config``)."""
+        return await self._plugins.set_config(caller, name, key, value, as_user=as_user)
 
     async def commands(self, server_pk: int) -> list[CommandInfo]:
         """The commands of the plugins enabled in this server."""

@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.menus import CommandMenus
 from bot.plugins import PluginManager
 from bot.router import Router
+from bot.scoped import ScopedSettings
 from bot.server_state import ServerState
 from bot.services import Services
 from storage.repository import Storage
@@ -64,12 +65,19 @@ class App:
         say("opening storage")
         storage = await Storage.open(settings.database_url, echo=settings.storage.echo)
         try:
-            services = Services(settings, storage, ServerState(storage), chat_model)
+            scoped = ScopedSettings(storage.settings)
+            services = Services(
+                settings, storage, ServerState(scoped, storage.settings), chat_model
+            )
             backends: dict[str, object] = {"llm": chat_model, "database": storage.engine}
             if image_backend is not None:
                 backends["image"] = image_backend
             plugins = PluginManager(
-                settings.plugins, storage, data_dir=settings.data_dir, backends=backends
+                settings.plugins,
+                storage,
+                data_dir=settings.data_dir,
+                scoped=scoped,
+                backends=backends,
             )
             plugins.attach(
                 BotAdministration(plugins, services.server_state, storage, settings.agent)

@@ -161,9 +161,10 @@ async def _until_stopped(serving: asyncio.Future[Any]) -> None:
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    """``atelier db upgrade``: apply all database migrations."""
+    """``atelier db upgrade``: apply all database migrations (the core's and plugins')."""
     from sqlalchemy.engine import make_url
 
+    from bot.plugin_loading import migrate_all
     from storage.repository import Storage
 
     async def upgrade() -> None:
@@ -171,6 +172,8 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
         storage = await Storage.open(settings.database_url, migrate=False)
         try:
             await storage.upgrade()
+            entry_points = not settings.plugins.disable_entry_points
+            await migrate_all(storage, include_entry_points=entry_points)
         finally:
             await storage.close()
 
@@ -182,7 +185,7 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 def _plugins_list(args: argparse.Namespace, settings: Settings) -> int:
     """``atelier plugins list``: every discovered plugin and whether it is on by default."""
-    from bot.plugins import discover_plugins
+    from bot.plugin_loading import discover_plugins
 
     plugins = discover_plugins(include_entry_points=not settings.plugins.disable_entry_points)
     if not plugins:

@@ -1,33 +1,38 @@
-"""Plugin discovery, atomic load/unload/reload, and per-server enablement.
+"""Atomic load/unload/reload of plugins, their calls, and per-server enablement.
 
-Built-ins are the packages under ``plugins/``; others register an entry point in the
-``atelier.plugins`` group (pointing at a module exposing ``plugin`` or at the ``Plugin``
-itself). A plugin that fails to import, set up or tear down is logged and left out: it
-never takes the bot down. What a server sees is decided here: ``enabled_for(server_pk)``
-is the only way the router, the agent and the help text learn which plugins apply.
+Discovery and import are ``bot.plugin_loading``'s. A plugin that fails to import, set up
+or tear down is logged and left out: it never takes the bot down. What a server sees is
+decided here: ``enabled_for(server_pk)`` is the only way the router, the agent and the
+help text learn which plugins apply; a server's choices and its plugins' scoped settings
+are stored through the scoped-settings driver (``bot.scoped``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
+import functools
+import json
 import logging
-import pkgutil
-import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from importlib.metadata import entry_points
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ValidationError
 
-import plugins as builtin_plugins
-from bot.cache import TTLCache
+from bot.cache import LRUDict
+from bot.plugin_loading import (
+    Source,
+    discover_sources,
+    import_plugin,
+    migrate_plugin,
+    restore_modules,
+    snapshot_modules,
+)
 from bot.tools import ToolSpec, build, make_spec
+from core.caller import Caller
 from core.config import scope_of
 from core.errors import (
     CommandError,
@@ -37,35 +42,17 @@ from core.errors import (
     PluginTimeout,
     UserError,
 )
-from core.plugin import Caller, Command, Plugin, PluginContext, Task
+from core.plugin import Command, Plugin, PluginContext, Task
 
 if TYPE_CHECKING:
     from bot.config import PluginsSettings
+    from bot.scoped import ScopedSettings
     from core.admin import Administration
-    from storage.repository import PluginOverride, Storage
+    from storage.repository import Storage
+    from storage.settings import Scope
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-ENTRY_POINT_GROUP = "atelier.plugins"
-_OVERRIDE_TTL_S = 2.0  # other processes' changes show up within this
-
-
-@dataclass(slots=True)
-class Source:
-    """Where a plugin comes from: a module path (built-in or entry point)."""
-
-    name: str
-    module: str
-    attr: str = "plugin"
-
-
-@dataclass(slots=True)
-class _ServerView:
-    """One server's plugin state as this process last read it."""
-
-    overrides: dict[str, PluginOverride]
-    enabled: list[Loaded] | None = None
-    configs: dict[str, BaseModel] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -93,31 +80,6 @@ class Loaded:
         ]
 
 
-def discover_sources(*, include_entry_points: bool = True) -> dict[str, Source]:
-    """Find built-in plugin packages and ``atelier.plugins`` entry points (not imported)."""
-    found = {
-        info.name: Source(info.name, f"{builtin_plugins.__name__}.{info.name}")
-        for info in pkgutil.iter_modules(builtin_plugins.__path__)
-        if info.ispkg
-    }
-    if include_entry_points:
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            module, _, attr = ep.value.partition(":")
-            found[ep.name] = Source(ep.name, module.strip(), attr.strip() or "plugin")
-    return found
-
-
-def discover_plugins(*, include_entry_points: bool = True) -> dict[str, Plugin]:
-    """Import every discoverable plugin and return its metadata (for listings)."""
-    result: dict[str, Plugin] = {}
-    for name, source in discover_sources(include_entry_points=include_entry_points).items():
-        try:
-            result[name] = _import_plugin(source)
-        except PluginError as exc:
-            log.error("%s", exc)
-    return result
-
-
 class PluginManager:
     """Loads plugins and answers which of them apply in a server.
 
@@ -131,6 +93,7 @@ class PluginManager:
         storage: Storage,
         *,
         data_dir: Path,
+        scoped: ScopedSettings,
         backends: Mapping[str, object] | None = None,
     ) -> None:
         self.settings = settings
@@ -140,7 +103,8 @@ class PluginManager:
         self.admin: Administration | None = None  # given to required plugins (see attach)
         self.loaded: dict[str, Loaded] = {}
         self.sources: dict[str, Source] = {}
-        self._views: TTLCache[int, _ServerView] = TTLCache(_OVERRIDE_TTL_S)
+        self.scoped = scoped
+        self._configs: LRUDict[tuple[str, int, str], BaseModel] = LRUDict(1024)
         self._lock = asyncio.Lock()
         self._listeners: list[Callable[[int | None], Awaitable[None]]] = []
 
@@ -163,15 +127,14 @@ class PluginManager:
         if source is None:
             raise PluginError(name, f"unknown plugin; known: {', '.join(sorted(self.sources))}")
         async with self._lock:
-            saved = _snapshot_modules(source.module)
+            saved = snapshot_modules(source.module)
             try:
                 fresh = await self._start(source)
             except Exception:
-                _restore_modules(source.module, saved)
+                restore_modules(source.module, saved)
                 raise
             old = self.loaded.get(name)
             self.loaded[name] = fresh
-            self._invalidate()
             if old is not None:
                 await self._stop(old)
         await self._changed(None)
@@ -183,9 +146,8 @@ class PluginManager:
             loaded = self.loaded.pop(name, None)
             if loaded is None:
                 raise PluginError(name, "not loaded")
-            self._invalidate()
             await self._stop(loaded)
-            _restore_modules(loaded.source.module, {})
+            restore_modules(loaded.source.module, {})
         await self._changed(None)
 
     async def reload(self, name: str) -> Plugin:
@@ -198,8 +160,8 @@ class PluginManager:
             await self.unload(name)
 
     async def _start(self, source: Source) -> Loaded:
-        _restore_modules(source.module, {})
-        plugin = _import_plugin(source)
+        restore_modules(source.module, {})
+        plugin = import_plugin(source)
         if plugin.name != source.name:
             raise PluginError(source.name, f"declares the name {plugin.name!r}")
         self._check_commands(plugin)
@@ -216,6 +178,7 @@ class PluginManager:
         except Exception as exc:
             raise PluginError(plugin.name, f"bad tool: {exc}") from exc
         ctx = self._context(plugin)
+        await self._migrate(plugin, source)
         if plugin.setup is not None:
             await self.call(plugin.name, plugin.setup(ctx), ctx.call_timeout_s)
         bound = [build(spec, partial(self.timeout_for, plugin.name)) for spec in tools]
@@ -224,6 +187,9 @@ class PluginManager:
             loaded.tasks.append(asyncio.create_task(self._guard(plugin.name, task, ctx)))
         log.info("loaded plugin %s %s", plugin.name, plugin.version)
         return loaded
+
+    async def _migrate(self, plugin: Plugin, source: Source) -> None:
+        await migrate_plugin(self.storage, plugin, source)
 
     def _check_commands(self, plugin: Plugin) -> None:
         """Refuse a plugin whose command names another loaded plugin already declares."""
@@ -330,80 +296,85 @@ class PluginManager:
             except Exception:
                 log.exception("plugin change listener failed")
 
-    async def _view(self, server_pk: int) -> _ServerView:
-        """The server's overrides and what follows from them (cached briefly)."""
-        return await self._views.get(server_pk, lambda: self._load_view(server_pk))
-
-    async def _load_view(self, server_pk: int) -> _ServerView:
-        return _ServerView(await self.storage.plugin_overrides(server_pk))
-
-    def _invalidate(self, server_pk: int | None = None) -> None:
-        self._views.invalidate(server_pk)
-
-    async def overrides(self, server_pk: int) -> dict[str, PluginOverride]:
-        """The server's stored overrides (cached briefly)."""
-        return (await self._view(server_pk)).overrides
-
     async def enabled_for(self, server_pk: int) -> list[Loaded]:
         """Loaded plugins that apply in this server, in name order."""
-        view = await self._view(server_pk)
-        if view.enabled is None:
-            view.enabled = [
-                self.loaded[name]
-                for name in sorted(self.loaded)
-                if self._is_on(self.loaded[name].plugin, view.overrides.get(name))
-            ]
-        return view.enabled
+        stored = await self.scoped.values("server", server_pk)
+        return [
+            loaded
+            for name, loaded in sorted(self.loaded.items())
+            if self._is_on(loaded.plugin, stored.get((name, "enabled")))
+        ]
 
-    def _is_on(self, plugin: Plugin, override: PluginOverride | None) -> bool:
-        if plugin.required or override is None or override.enabled is None:
+    async def set_here(self, server_pk: int) -> set[str]:
+        """The plugins whose on/off state this server set itself (not the default)."""
+        stored = await self.scoped.values("server", server_pk)
+        return {name for (name, key) in stored if key == "enabled" and name in self.loaded}
+
+    def _is_on(self, plugin: Plugin, stored: object) -> bool:
+        if plugin.required or not isinstance(stored, bool):
             return self.default_enabled(plugin)
-        return override.enabled
+        return stored
 
     async def is_enabled(self, server_pk: int, name: str) -> bool:
         """Whether plugin ``name`` applies in this server."""
         return any(item.plugin.name == name for item in await self.enabled_for(server_pk))
 
     async def set_enabled(self, server_pk: int, name: str, enabled: bool) -> None:
-        """Store an override for one server; takes effect at once in this process."""
+        """Store the server's choice; takes effect at once in this process."""
         plugin = self.require(name).plugin
         if plugin.required and not enabled:
             raise CommandError(f"plugin {name} is required and cannot be disabled")
-        await self.storage.set_plugin_enabled(server_pk, name, enabled)
-        self._invalidate(server_pk)
+        await self.scoped.set("server", server_pk, name, "enabled", enabled)
         await self._changed(server_pk)
 
-    async def set_config(self, server_pk: int, name: str, key: str, value: str) -> Any:
-        """Set one config key for one server; validated by the plugin's config model."""
+    async def set_config(
+        self, where: Caller, name: str, key: str, value: str, *, as_user: bool = False
+    ) -> tuple[Any, Scope]:
+        """Set one of plugin ``name``'s scoped settings where ``where`` is: its server or
+        channel (admins), or (``as_user``) the caller's own. Validated by the plugin's
+        config model; returns the stored value and its scope."""
         plugin = self.require(name).plugin
-        if plugin.config_model is None:
-            raise CommandError(f"plugin {name} has no settings")
-        fields = [k for k in plugin.config_model.model_fields if _server_scoped(plugin, k)]
-        if key not in fields:
-            known = ", ".join(fields) or "none"
+        scopes = _scopes(plugin)
+        wanted = {"user"} if as_user else {"server", "channel"}
+        if key not in scopes or scopes[key] not in wanted:
+            known = ", ".join(k for k, scope in scopes.items() if scope in wanted) or "none"
+            who = "you can set for yourself" if as_user else "a server can change"
             raise CommandError(
-                f"plugin {name} has no setting {key!r} that a server can change; settings: {known}"
+                f"plugin {name} has no setting {key!r} that {who}; settings: {known}"
             )
-        current = (await self.overrides(server_pk)).get(name)
-        stored = dict(current.config) if current else {}
-        model = self._validate(plugin, {**self._file_config(name), **stored, key: value})
-        stored[key] = model.model_dump(mode="json")[key]
-        await self.storage.set_plugin_config(server_pk, name, stored)
-        self._invalidate(server_pk)
-        return stored[key]
+        model = self._validate(plugin, {**self._file_config(name), key: value})
+        stored = model.model_dump(mode="json")[key]
+        scope = scopes[key]
+        target = {"server": where.server_pk, "channel": where.channel_pk, "user": where.user_pk}
+        await self.scoped.set(scope, target[scope], name, key, stored)
+        return stored, scope
 
-    async def config_for(self, server_pk: int, plugin: Plugin) -> BaseModel | None:
-        """The plugin's config in this server: defaults, then config.toml, then overrides."""
+    async def config_for(
+        self, plugin: Plugin, server_pk: int, channel_pk: int = 0, user_pk: int = 0
+    ) -> BaseModel | None:
+        """The plugin's config for a caller: defaults, then config.toml, then what the
+        server, the channel and the user set (each only for fields of its scope)."""
         if plugin.config_model is None:
             return None
-        view = await self._view(server_pk)
-        config = view.configs.get(plugin.name)
+        scopes = _scopes(plugin)
+        chosen: dict[str, Any] = {}
+        for scope, target in (("server", server_pk), ("channel", channel_pk), ("user", user_pk)):
+            if target and scope in scopes.values():
+                stored = await self.scoped.values(scope, target)  # type: ignore[arg-type]
+                chosen.update(
+                    (key, value)
+                    for (owner, key), value in stored.items()
+                    if owner == plugin.name and scopes.get(key) == scope
+                )
+        return self._configured(plugin, chosen)
+
+    def _configured(self, plugin: Plugin, chosen: dict[str, Any]) -> BaseModel:
+        """The validated config with ``chosen`` on top of config.toml (memoised)."""
+        memo_key = (plugin.name, id(plugin), json.dumps(chosen, sort_keys=True, default=str))
+        config = self._configs.get(memo_key)
         if config is None:
-            override = view.overrides.get(plugin.name)
-            stored = override.config if override else {}
-            own = {k: v for k, v in stored.items() if _server_scoped(plugin, k)}
-            config = self._validate(plugin, {**self._file_config(plugin.name), **own})
-            view.configs[plugin.name] = config
+            config = self._validate(plugin, {**self._file_config(plugin.name), **chosen})
+            self._configs[memo_key] = config
         return config
 
     def default_config(self, plugin: Plugin) -> BaseModel | None:
@@ -442,30 +413,14 @@ class PluginManager:
             raise CommandError(f"plugin {plugin.name}: setting {key}: {err['msg']}") from exc
 
 
-def _server_scoped(plugin: Plugin, key: str) -> bool:
-    """Whether a server's admins may change ``key`` (declared with ``core.config.server``)."""
-    return plugin.config_model is not None and scope_of(plugin.config_model, key) != "global"
+def _scopes(plugin: Plugin) -> dict[str, Scope]:
+    """The plugin's fields that servers, channels or users may set, with their scope."""
+    if plugin.config_model is None:
+        return {}
+    return _model_scopes(plugin.config_model)
 
 
-def _import_plugin(source: Source) -> Plugin:
-    try:
-        module = importlib.import_module(source.module)
-        found: Any = getattr(module, source.attr)
-    except Exception as exc:
-        raise PluginError(source.name, f"cannot import {source.module}: {exc}") from exc
-    if isinstance(found, ModuleType):
-        found = getattr(found, "plugin", None)
-    if not isinstance(found, Plugin):
-        raise PluginError(source.name, f"{source.module}:{source.attr} is not a Plugin")
-    return found
-
-
-def _snapshot_modules(prefix: str) -> dict[str, ModuleType]:
-    return {k: m for k, m in sys.modules.items() if k == prefix or k.startswith(prefix + ".")}
-
-
-def _restore_modules(prefix: str, saved: dict[str, ModuleType]) -> None:
-    """Purge ``prefix``'s modules from ``sys.modules``, then put ``saved`` back."""
-    for key in list(_snapshot_modules(prefix)):
-        del sys.modules[key]
-    sys.modules.update(saved)
+@functools.cache
+def _model_scopes(model: type[BaseModel]) -> dict[str, Scope]:
+    found = {key: scope_of(model, key) for key in model.model_fields}
+    return {key: scope for key, scope in found.items() if scope != "global"}

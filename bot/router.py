@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any, cast
 
 from langchain_core.tools import BaseTool
+from pydantic import BaseModel
 
 from agents.agent import Agent, Turn
 from bot.cache import LRUDict
@@ -29,6 +30,7 @@ from bot.ratelimit import TokenBuckets
 from bot.services import Services
 from bot.tools import tool_config
 from core.adapter import Actions
+from core.caller import Caller
 from core.errors import (
     CommandError,
     InputRejected,
@@ -50,7 +52,7 @@ from core.events import (
     Text,
     TextDelta,
 )
-from core.plugin import Caller, Command, CommandContext, HookContext, Outbound, ToolContext
+from core.plugin import Command, CommandContext, HookContext, Outbound, ToolContext
 from storage.repository import Identity
 
 log = logging.getLogger(__name__)
@@ -188,7 +190,7 @@ class Router:
     async def _inbound(self, event: Event, enabled: list[Loaded], caller: Caller) -> Event | None:
         for loaded in enabled:
             for hook in loaded.plugin.inbound_hooks:
-                config = await self.plugins.config_for(caller.server_pk, loaded.plugin)
+                config = await self._config(loaded, caller)
                 ctx = HookContext(caller, config)
                 result = await self.plugins.call(loaded.plugin.name, hook(ctx, event))
                 if result is None:
@@ -223,7 +225,7 @@ class Router:
             if current is None:
                 return None
             try:
-                config = await self.plugins.config_for(caller.server_pk, loaded.plugin)
+                config = await self._config(loaded, caller)
                 ctx = HookContext(caller, config)
                 current = await self.plugins.call(loaded.plugin.name, spec.hook(ctx, current))
             except PluginError as exc:
@@ -316,7 +318,7 @@ class Router:
             offered = loaded.offered(event.text, hints=hints, caller=caller)
             if not offered:
                 continue
-            config = await self.plugins.config_for(identity.server_pk, loaded.plugin)
+            config = await self._config(loaded, caller)
             contexts[loaded.plugin.name] = ToolContext(caller, config, loaded.context)
             tools.extend(offered)
         prompt = await self.services.server_state.system_prompt(identity.server_pk)
@@ -324,10 +326,16 @@ class Router:
         async for part in self.agent.run(turn):
             yield part
 
+    async def _config(self, loaded: Loaded, caller: Caller) -> BaseModel | None:
+        """The plugin's config for this caller (its server's, channel's and own settings)."""
+        return await self.plugins.config_for(
+            loaded.plugin, caller.server_pk, caller.channel_pk, caller.user_pk
+        )
+
     async def _command_context(
         self, caller: Caller, loaded: Loaded, attachments: tuple[Attachment, ...] = ()
     ) -> CommandContext:
-        config = await self.plugins.config_for(caller.server_pk, loaded.plugin)
+        config = await self._config(loaded, caller)
         return CommandContext(caller, loaded.context, config, attachments)
 
     async def _run(self, loaded: Loaded, result: Any) -> AsyncIterator[ReplyPart]:

@@ -1,7 +1,8 @@
-"""Per-server settings the hot path reads on every turn, cached briefly in this process.
+"""The core's own scoped settings: a server's system prompt and a channel's chat flag.
 
-Storage is the source of truth; entries expire after ``ttl`` seconds so a change made by
-another bot process shows up soon, and this process's own changes invalidate at once.
+Stored through the scoped-settings driver under the namespace ``core``; the chat flag is
+also looked up by the platform's ids (every message nobody addressed to the bot asks),
+cached briefly and dropped when any channel's flag changes.
 """
 
 from __future__ import annotations
@@ -11,34 +12,42 @@ from typing import TYPE_CHECKING
 from bot.cache import TTLCache
 
 if TYPE_CHECKING:
-    from storage.repository import Storage
+    from bot.scoped import ScopedSettings
+    from storage.settings import Scope, SettingStore
+
+CORE = "core"
 
 
 class ServerState:
-    """Cached reads of per-server settings: the system prompt and chat channels."""
+    """The system prompt per server and chat channels, through the settings driver."""
 
-    def __init__(self, storage: Storage, *, ttl: float = 2.0) -> None:
-        self._storage = storage
-        self._prompts: TTLCache[int, str | None] = TTLCache(ttl)
+    def __init__(self, settings: ScopedSettings, store: SettingStore, *, ttl: float = 2.0) -> None:
+        self._settings = settings
+        self._store = store
         self._chat: TTLCache[tuple[str, str, str], bool] = TTLCache(ttl)
+        settings.add_listener(self._changed)
+
+    async def system_prompt(self, server_pk: int) -> str | None:
+        """The server's own system prompt, or None for the configured default."""
+        prompt = await self._settings.get("server", server_pk, CORE, "system_prompt")
+        return prompt if isinstance(prompt, str) else None
+
+    async def set_system_prompt(self, server_pk: int, prompt: str | None) -> None:
+        """Store (or with None, reset) the server's system prompt."""
+        await self._settings.set("server", server_pk, CORE, "system_prompt", prompt)
 
     async def is_chat_channel(self, platform: str, server_id: str, channel_id: str) -> bool:
         """Whether every message in the channel is answered (``/channel chat on``)."""
         key = (platform, server_id, channel_id)
-        return await self._chat.get(key, lambda: self._storage.chat_channel_at(*key))
+        return await self._chat.get(key, lambda: self._store.chat_channel_at(*key))
 
     async def set_chat_channel(self, channel_pk: int, enabled: bool) -> None:
         """Mark a channel as a chat channel (or not); takes effect here at once."""
-        await self._storage.set_chat_channel(channel_pk, enabled)
-        self._chat.invalidate(None)
+        await self._settings.set("channel", channel_pk, CORE, "chat", True if enabled else None)
 
-    async def system_prompt(self, server_pk: int) -> str | None:
-        """The server's own system prompt, or None for the configured default."""
-        return await self._prompts.get(
-            server_pk, lambda: self._storage.get_system_prompt(server_pk)
-        )
+    async def _changed(self, scope: Scope, target: int, namespace: str, key: str) -> None:
+        if (namespace, key) == (CORE, "chat"):
+            self._chat.invalidate(None)
 
-    async def set_system_prompt(self, server_pk: int, prompt: str | None) -> None:
-        """Store (or with None, reset) the server's system prompt."""
-        await self._storage.set_system_prompt(server_pk, prompt)
-        self._prompts.invalidate(server_pk)
+    def __len__(self) -> int:
+        return len(self._chat)

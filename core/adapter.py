@@ -25,8 +25,7 @@ FILES = "files"  # send images and files
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """A platform's limits, which its renderer keeps replies within (one renderer shared
-    by adapters is planned; today each adapter applies them itself)."""
+    """A platform's limits, which the shared renderer (``bot.render``) keeps replies within."""
 
     message_chars: int
     edit_interval_s: float = 1.0

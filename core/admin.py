@@ -9,7 +9,10 @@ is an admin and written the audit log before a handler runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from core.caller import Caller
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +47,16 @@ class Administration(Protocol):
         """Turn plugin ``name`` on or off in this server (CommandError if unknown/required)."""
         ...
 
-    async def plugin_config(self, server_pk: int, name: str) -> dict[str, Any] | None:
-        """Plugin ``name``'s settings that apply in this server (None: it has none)."""
+    async def plugin_config(self, caller: Caller, name: str) -> dict[str, Any] | None:
+        """Plugin ``name``'s settings where ``caller`` is (None: it has none)."""
         ...
 
-    async def set_plugin_config(self, server_pk: int, name: str, key: str, value: str) -> Any:
-        """Set one server-scoped setting of plugin ``name``; returns the stored value."""
+    async def set_plugin_config(
+        self, caller: Caller, name: str, key: str, value: str, *, as_user: bool = False
+    ) -> tuple[Any, str]:
+        """Set one of plugin ``name``'s scoped settings: in the caller's server or channel
+        (the field's scope decides), or with ``as_user`` the caller's own. Returns the
+        stored value and the scope ("server", "channel" or "user")."""
         ...
 
     async def commands(self, server_pk: int) -> list[CommandInfo]:

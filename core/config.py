@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Scope = Literal["global", "server"]
+Scope = Literal["global", "server", "channel", "user"]
 
 
 class Section(BaseModel):
@@ -23,13 +23,26 @@ class Section(BaseModel):
 def server(default: Any = None, **kwargs: Any) -> Any:
     """A plugin setting a server's admins may change (``/plugins config NAME KEY VALUE``).
 
-    Every other field of a plugin's config model is the operator's alone (``config.toml``,
-    the environment): a server can never point a plugin at another broker or model.
+    Every field declared without a scope is the operator's alone (``config.toml``, the
+    environment): a server can never point a plugin at another broker or model.
     """
     return Field(default, json_schema_extra={"scope": "server"}, **kwargs)
 
 
+def channel(default: Any = None, **kwargs: Any) -> Any:
+    """A plugin setting a server's admins may change per channel (``/plugins config``,
+    run in that channel); a channel's value beats the server's default."""
+    return Field(default, json_schema_extra={"scope": "channel"}, **kwargs)
+
+
+def user(default: Any = None, **kwargs: Any) -> Any:
+    """A plugin setting each user chooses for themselves (``/prefs NAME KEY VALUE``)."""
+    return Field(default, json_schema_extra={"scope": "user"}, **kwargs)
+
+
 def scope_of(model: type[BaseModel], key: str) -> Scope:
-    """``"server"`` for fields declared with ``server()``, else ``"global"``."""
+    """The scope a field was declared with (``server()``, ``channel()``, ``user()``), or
+    ``"global"``."""
     extra = model.model_fields[key].json_schema_extra
-    return "server" if isinstance(extra, dict) and extra.get("scope") == "server" else "global"
+    scope = extra.get("scope") if isinstance(extra, dict) else None
+    return scope if scope in ("server", "channel", "user") else "global"  # type: ignore[return-value]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel
 
+from core.caller import Caller
 from core.events import Attachment, Event, Origin, ReplyPart
 
 if TYPE_CHECKING:
@@ -51,24 +52,6 @@ class Option:
     max_length: int | None = None
     default: Any = None
     rest: bool = False  # a string option that takes the rest of a text command line
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is calling and from where, as the core identified them (never the model)."""
-
-    origin: Origin
-    server_pk: int
-    user_pk: int
-    channel_pk: int
-    conversation_pk: int = 0
-    # What the caller's platform lets a plugin do (delete, time out, post); None: nothing.
-    actions: Actions | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def is_admin(self) -> bool:
-        """Whether the platform says the caller administers the server."""
-        return self.origin.is_admin
 
 
 class _CallerView:
@@ -242,7 +225,12 @@ class Plugin:
     # This plugin's per-call limit: seconds, or computed from its validated config
     # (``lambda config: config.job_timeout_s + 60``); None: ``plugins.call_timeout_s``.
     call_timeout_s: float | Callable[[Any], float] | None = None
-    uses: tuple[str, ...] = ()  # back ends the app injects ("image", "llm", "knowledge")
+    uses: tuple[str, ...] = ()  # back ends the app injects ("image", "llm", "database")
+    # Its own tables: a folder of Alembic revisions inside the plugin's package, run at
+    # load with a version table of its own (``alembic_version_<name>``), and their
+    # SQLAlchemy metadata. The app's "database" back end reaches them.
+    migrations: str | None = None
+    tables: Any = None  # sqlalchemy.MetaData of those tables
     tools: list[ToolFunc] = field(default_factory=list)
     tool_hints: dict[str, str] = field(default_factory=dict)  # tool name -> regex (see tool)
     tool_needs: dict[str, Requirements] = field(default_factory=dict)  # tool name -> needs

@@ -7,12 +7,13 @@ reads an ``alembic.ini``: the Alembic configuration is built here, in code.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, make_url, text
+from sqlalchemy import Connection, MetaData, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -62,26 +63,44 @@ def _sqlite_engine(url: URL, *, echo: bool) -> AsyncEngine:
     return engine
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An Alembic ``Config`` pointing at the packaged migrations.
+@dataclass(frozen=True, slots=True)
+class History:
+    """One line of migrations: the core's, or a plugin's own (its folder, its version table)."""
+
+    versions: Path = MIGRATIONS_DIR / "versions"
+    version_table: str = "alembic_version"
+    metadata: MetaData | None = None  # the tables it describes (for autogenerate)
+
+
+CORE = History()
+
+
+def alembic_config(connection: Connection | None = None, history: History = CORE) -> Config:
+    """An Alembic ``Config`` for ``history`` (the core's migrations by default).
 
     With ``connection``, ``env.py`` migrates on it instead of opening its own engine.
+    Each plugin's migrations are a line of their own with their own version table, so a
+    plugin can be added or removed without touching anyone else's history.
     """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")  # a path with spaces stays one path
+    config.set_main_option("version_locations", str(history.versions))
+    config.attributes["version_table"] = history.version_table
+    config.attributes["metadata"] = history.metadata
     if connection is not None:
         config.attributes["connection"] = connection
     return config
 
 
-async def upgrade_to_head(engine: AsyncEngine) -> None:
-    """Apply every pending migration; a database already at head is left untouched."""
+async def upgrade_to_head(engine: AsyncEngine, history: History = CORE) -> None:
+    """Apply every pending migration of ``history``; one already at head is left untouched."""
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade_sync)
+        await conn.run_sync(_upgrade_sync, history)
 
 
-def _upgrade_sync(connection: Connection) -> None:
+def _upgrade_sync(connection: Connection, history: History) -> None:
     if connection.dialect.name == "postgresql":
         # Several bot processes may start at once against one database: migrate one at a time.
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
-    command.upgrade(alembic_config(connection), "head")
+    command.upgrade(alembic_config(connection, history), "head")

@@ -28,23 +28,23 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
 MESSAGE_ROLES = ("user", "assistant", "system", "tool")
 """The roles a stored chat message may have."""
 
-# Deterministic constraint names keep migrations portable (SQLite batch mode needs them).
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Deterministic constraint names keep migrations portable (SQLite batch mode needs them);
+plugins' own tables use the same convention."""
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 PK = BigInteger().with_variant(Integer(), "sqlite")
@@ -69,7 +69,6 @@ servers = Table(
     Column("platform", String(32), nullable=False),
     Column("external_id", String(128), nullable=False),
     Column("name", String(256), nullable=False, default=""),
-    Column("system_prompt", Text, nullable=True),
     Column("created_at", Timestamp, nullable=False, default=utcnow),
     UniqueConstraint("platform", "external_id", name="uq_servers_platform_external_id"),
 )
@@ -81,7 +80,6 @@ channels = Table(
     _fk("server_id", "servers.id"),
     Column("external_id", String(128), nullable=False),
     Column("name", String(256), nullable=False, default=""),
-    Column("is_chat_channel", Boolean, nullable=False, default=False, server_default=false()),
     UniqueConstraint("server_id", "external_id", name="uq_channels_server_id_external_id"),
 )
 
@@ -95,16 +93,25 @@ users = Table(
     UniqueConstraint("platform", "external_id", name="uq_users_platform_external_id"),
 )
 
-plugin_settings = Table(
-    "plugin_settings",
+SETTING_SCOPES = ("global", "server", "channel", "user")
+"""Where a setting applies; ``target_id`` is 0 (global) or the server's, channel's or
+user's key."""
+
+settings = Table(
+    "settings",
     metadata,
     Column("id", PK, primary_key=True),
-    _fk("server_id", "servers.id"),
-    Column("plugin", String(128), nullable=False),
-    Column("enabled", Boolean, nullable=True),
-    Column("config", JSONType, nullable=False, default=dict),
+    Column("scope", String(8), nullable=False),
+    Column("target_id", BigInteger, nullable=False),
+    Column("namespace", String(64), nullable=False),  # "core", or a plugin's name
+    Column("key", String(64), nullable=False),
+    Column("value", JSONType, nullable=False),
     Column("updated_at", Timestamp, nullable=False, default=utcnow, onupdate=utcnow),
-    UniqueConstraint("server_id", "plugin", name="uq_plugin_settings_server_id_plugin"),
+    CheckConstraint(f"scope IN {SETTING_SCOPES!r}", name="scope"),
+    # Reads are "every value of one scope and target": the constraint's index serves them.
+    UniqueConstraint(
+        "scope", "target_id", "namespace", "key", name="uq_settings_scope_target_id_namespace_key"
+    ),
 )
 
 conversations = Table(
@@ -146,34 +153,4 @@ audit_log = Table(
     Column("detail", JSONType, nullable=False, default=dict),
     Column("created_at", Timestamp, nullable=False, default=utcnow),
     Index("ix_audit_log_server_id_id", "server_id", "id"),
-)
-
-IMAGE_JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
-"""The states of an image job; queued and running ones are re-enqueued after a crash."""
-
-image_jobs = Table(
-    "image_jobs",
-    metadata,
-    Column("id", String(32), primary_key=True),  # uuid4 hex, also in file names and buttons
-    Column("status", String(16), nullable=False),
-    _fk("server_id", "servers.id"),
-    _fk("user_id", "users.id"),
-    _fk("channel_id", "channels.id"),
-    Column("params", JSONType, nullable=False, default=dict),
-    Column("seed", BigInteger, nullable=False),  # seeds reach 2**32 - 1: too big for INTEGER
-    Column("count", Integer, nullable=False),
-    Column("worker", String(256), nullable=True),
-    Column("results", JSONType, nullable=False, default=list),
-    Column("sha256", JSONType, nullable=False, default=list),
-    Column("error", Text, nullable=True),
-    Column("created_at", Timestamp, nullable=False, default=utcnow),
-    Column("started_at", Timestamp, nullable=True),
-    Column("finished_at", Timestamp, nullable=True),
-    CheckConstraint(f"status IN {IMAGE_JOB_STATUSES!r}", name="status"),
-    # The daily quotas count one server's, one user's or everybody's jobs since midnight;
-    # retention deletes by age; recovery reads by status.
-    Index("ix_image_jobs_server_id_created_at", "server_id", "created_at"),
-    Index("ix_image_jobs_user_id_created_at", "user_id", "created_at"),
-    Index("ix_image_jobs_created_at", "created_at"),
-    Index("ix_image_jobs_status", "status"),
 )

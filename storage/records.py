@@ -21,14 +21,6 @@ class Identity:
 
 
 @dataclass(frozen=True, slots=True)
-class PluginOverride:
-    """A server's override of a plugin: ``enabled`` None means "follow the default"."""
-
-    enabled: bool | None
-    config: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class StoredMessage:
     """One message of a conversation's history."""
 

@@ -14,34 +14,33 @@ can change: origin → ``Identity`` (surrogate keys never change once assigned) 
 
 from __future__ import annotations
 
-import functools
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import MetaData, Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.errors import StorageError
 from core.events import Origin
-from storage._engine import create_engine, upgrade_to_head
+from storage._engine import History, create_engine, upgrade_to_head
 from storage._history import DEFAULT_MAX_CHARS, HistoryCache
 from storage._writer import GroupCommitWriter
+from storage.base import as_utc, translated
 from storage.models import (
     MESSAGE_ROLES,
     audit_log,
     channels,
     conversations,
     messages,
-    plugin_settings,
     servers,
     users,
     utcnow,
 )
-from storage.records import AuditEntry, Identity, PluginOverride, StoredMessage
+from storage.records import AuditEntry, Identity, StoredMessage
+from storage.settings import SettingStore
 
 IDENTITY_CACHE_SIZE = 10_000
 """How many origins' identities one process keeps in memory (least recently used go)."""
@@ -59,20 +58,6 @@ _HISTORY = (
 )
 
 
-def _translated(fn: Callable[_P, Awaitable[_T]]) -> Callable[_P, Coroutine[Any, Any, _T]]:
-    """Re-raise SQLAlchemy/driver errors as ``StorageError``, naming the operation."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        try:
-            return await fn(*args, **kwargs)
-        except (SQLAlchemyError, OSError) as exc:  # OSError: the server is unreachable
-            reason = getattr(exc, "orig", None) or exc
-            raise StorageError(f"{fn.__name__} failed: {reason}") from exc
-
-    return wrapper
-
-
 class Storage:
     """Atelier's database: open with ``await Storage.open(url)``, end with ``close()``."""
 
@@ -85,6 +70,7 @@ class Storage:
             )
         self._engine = engine
         self._backend = backend
+        self.settings = SettingStore(engine)  # scoped settings (cached by the app)
         self._identities: OrderedDict[tuple[str, str, str, str], Identity] = OrderedDict()
         self._writer = GroupCommitWriter(engine, messages)
         self._history: HistoryCache[StoredMessage] = HistoryCache(
@@ -114,16 +100,25 @@ class Storage:
 
     @property
     def engine(self) -> AsyncEngine:
-        """The engine, for this package's other repositories (``storage.jobs.JobStore``).
+        """The engine, for this package's other repositories (``plugins.imagine.jobs.JobStore``).
 
         Code outside ``storage`` must not use it to open connections of its own.
         """
         return self._engine
 
-    @_translated
+    @translated
     async def upgrade(self) -> None:
         """Apply pending Alembic migrations (``atelier db upgrade``); idempotent."""
         await upgrade_to_head(self._engine)
+
+    @translated
+    async def upgrade_plugin(
+        self, plugin: str, versions: Path, metadata: MetaData | None = None
+    ) -> None:
+        """Apply a plugin's own migrations (folder ``versions``, version table
+        ``alembic_version_<plugin>``); idempotent. Its tables are the plugin's alone."""
+        history = History(versions, f"alembic_version_{plugin}", metadata)
+        await upgrade_to_head(self._engine, history)
 
     async def close(self) -> None:
         """Commit every pending message write, then release all connections."""
@@ -154,7 +149,7 @@ class Storage:
             self._identities.popitem(last=False)
         return identity
 
-    @_translated
+    @translated
     async def _lookup_identity(self, origin: Origin) -> Identity:
         async with self._engine.begin() as conn:
             return await self._identify(conn, origin)
@@ -204,95 +199,22 @@ class Storage:
             return postgresql.insert(table)
         return sqlite.insert(table)
 
-    # ---- per-server settings ---------------------------------------------------------
+    # ---- servers by the platform's ids ------------------------------------------------
 
-    @_translated
-    async def plugin_overrides(self, server_pk: int) -> dict[str, PluginOverride]:
-        """Every plugin override stored for the server, by plugin name."""
-        t = plugin_settings
-        stmt = select(t.c.plugin, t.c.enabled, t.c.config).where(t.c.server_id == server_pk)
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
-        return {row.plugin: PluginOverride(row.enabled, dict(row.config or {})) for row in rows}
-
-    @_translated
-    async def set_plugin_enabled(self, server_pk: int, plugin: str, enabled: bool | None) -> None:
-        """Force ``plugin`` on or off in the server; None returns it to the default."""
-        await self._upsert_plugin(server_pk, plugin, {"enabled": enabled})
-
-    @_translated
-    async def set_plugin_config(self, server_pk: int, plugin: str, config: dict[str, Any]) -> None:
-        """Replace the server's config for ``plugin`` (validated by the caller)."""
-        await self._upsert_plugin(server_pk, plugin, {"config": dict(config)})
-
-    async def _upsert_plugin(self, server_pk: int, plugin: str, changes: dict[str, Any]) -> None:
-        changes = {**changes, "updated_at": utcnow()}
-        values = {"server_id": server_pk, "plugin": plugin, "enabled": None, "config": {}}
-        stmt = self._insert(plugin_settings).values({**values, **changes})
-        stmt = stmt.on_conflict_do_update(index_elements=["server_id", "plugin"], set_=changes)
-        async with self._engine.begin() as conn:
-            await conn.execute(stmt)
-
-    @_translated
-    async def get_system_prompt(self, server_pk: int) -> str | None:
-        """The server's own system prompt, or None to use the configured default."""
-        stmt = select(servers.c.system_prompt).where(servers.c.id == server_pk)
-        async with self._engine.connect() as conn:
-            prompt: str | None = (await conn.execute(stmt)).scalar_one_or_none()
-        return prompt
-
-    @_translated
-    async def set_system_prompt(self, server_pk: int, prompt: str | None) -> None:
-        """Set (or with None, reset) the server's system prompt."""
-        stmt = update(servers).where(servers.c.id == server_pk).values(system_prompt=prompt)
-        await self._update_one(stmt, f"no server with pk {server_pk}")
-
-    @_translated
-    async def set_chat_channel(self, channel_pk: int, enabled: bool) -> None:
-        """Make the bot answer every message in the channel (or only when addressed)."""
-        stmt = update(channels).where(channels.c.id == channel_pk).values(is_chat_channel=enabled)
-        await self._update_one(stmt, f"no channel with pk {channel_pk}")
-
-    @_translated
-    async def chat_channel_at(self, platform: str, server_id: str, channel_id: str) -> bool:
-        """Whether the channel (by the platform's ids) is a chat channel; creates nothing.
-
-        The core asks this for every message nobody addressed to the bot, so strangers
-        chatting among themselves leave no rows behind.
-        """
-        stmt = (
-            select(channels.c.is_chat_channel)
-            .join(servers, servers.c.id == channels.c.server_id)
-            .where(
-                servers.c.platform == platform,
-                servers.c.external_id == server_id,
-                channels.c.external_id == channel_id,
-            )
-        )
-        async with self._engine.connect() as conn:
-            return bool((await conn.execute(stmt)).scalar_one_or_none())
-
-    @_translated
+    @translated
     async def server_key(self, platform: str, server_id: str, name: str = "") -> int:
         """The key of the server with the platform's id ``server_id``, created if new."""
         keys = {"platform": platform, "external_id": server_id}
         async with self._engine.begin() as conn:
             return await self._ensure(conn, servers, keys, name)
 
-    @_translated
+    @translated
     async def server_ref(self, server_pk: int) -> tuple[str, str] | None:
         """``(platform, the platform's server id)`` of a stored server, or None."""
         stmt = select(servers.c.platform, servers.c.external_id).where(servers.c.id == server_pk)
         async with self._engine.connect() as conn:
             row = (await conn.execute(stmt)).first()
         return (str(row.platform), str(row.external_id)) if row is not None else None
-
-    @_translated
-    async def is_chat_channel(self, channel_pk: int) -> bool:
-        """Whether the bot answers every message in the channel; False if unknown."""
-        stmt = select(channels.c.is_chat_channel).where(channels.c.id == channel_pk)
-        async with self._engine.connect() as conn:
-            return bool((await conn.execute(stmt)).scalar_one_or_none())
 
     async def _update_one(self, stmt: Any, missing: str) -> None:
         async with self._engine.begin() as conn:
@@ -302,7 +224,7 @@ class Storage:
 
     # ---- audit -----------------------------------------------------------------------
 
-    @_translated
+    @translated
     async def audit(
         self,
         server_pk: int,
@@ -330,7 +252,7 @@ class Storage:
         async with self._engine.begin() as conn:
             await conn.execute(audit_log.insert().values(row))
 
-    @_translated
+    @translated
     async def audit_entries(self, server_pk: int, limit: int = 50) -> list[AuditEntry]:
         """The server's latest ``limit`` audit entries, newest first."""
         t = audit_log
@@ -345,7 +267,7 @@ class Storage:
                 target=row.target,
                 allowed=row.allowed,
                 detail=dict(row.detail or {}),
-                created_at=_utc(row.created_at),
+                created_at=as_utc(row.created_at),
             )
             for row in rows
         ]
@@ -361,7 +283,7 @@ class Storage:
             return cached
         return await self._load_history(conversation_pk, limit)
 
-    @_translated
+    @translated
     async def _load_history(self, conversation_pk: int, limit: int) -> list[StoredMessage]:
         async with self._history.lock(conversation_pk):
             size = self._history.load_size(limit)
@@ -369,7 +291,7 @@ class Storage:
             async with self._engine.connect() as conn:
                 rows = (await conn.execute(_HISTORY, params)).all()
             loaded = [
-                StoredMessage(row.role, row.content, row.token_count, _utc(row.created_at))
+                StoredMessage(row.role, row.content, row.token_count, as_utc(row.created_at))
                 for row in reversed(rows)
             ]
             self._history.fill(conversation_pk, loaded, size)
@@ -410,7 +332,7 @@ class Storage:
                     raise
                 self._history.extend(conversation_pk, stored)
 
-    @_translated
+    @translated
     async def clear_conversation(self, conversation_pk: int) -> int:
         """Delete the conversation's messages; returns how many were deleted."""
         stmt = delete(messages).where(messages.c.conversation_id == conversation_pk)
@@ -430,9 +352,4 @@ def _fit_column(text: str, column: Any) -> str:
     return text[: length - 1] + "…"
 
 
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-__all__ = ["AuditEntry", "Identity", "PluginOverride", "Storage", "StoredMessage"]
+__all__ = ["AuditEntry", "Identity", "Storage", "StoredMessage"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -127,7 +128,7 @@ def test_a_missing_subcommand_is_a_usage_error(capsys: pytest.CaptureFixture[str
 def test_plugins_list_prints_every_discovered_plugin(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bot.plugins import discover_plugins
+    from bot.plugin_loading import discover_plugins
 
     code = main(["--config", str(_config(tmp_path, "")), "plugins", "list"])
 
@@ -144,7 +145,7 @@ def test_plugins_list_prints_every_discovered_plugin(
 def test_plugins_list_shows_the_configured_default(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bot.plugins import discover_plugins
+    from bot.plugin_loading import discover_plugins
 
     name, plugin = next((n, p) for n, p in discover_plugins().items() if not p.required)
     flipped = "false" if plugin.enabled_by_default else "true"
@@ -166,6 +167,9 @@ def test_db_upgrade_creates_the_sqlite_database_in_the_data_dir(
     assert code == 0
     assert (data / "atelier.db").is_file()
     assert "up to date" in capsys.readouterr().out
+    with sqlite3.connect(data / "atelier.db") as db:  # the plugins' own tables too
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert {"servers", "messages", "image_jobs", "alembic_version_imagine"} <= tables
     # Running it again is harmless.
     assert (
         main(["--config", str(_config(tmp_path, "")), "--data-dir", str(data), "db", "upgrade"])

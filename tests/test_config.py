@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from bot.config import Settings, load_settings
-from bot.plugins import discover_plugins
+from bot.plugin_loading import discover_plugins
 from core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Built-in ``admin`` plugin: /plugins, /prompt, /forget and /help.
+"""Built-in ``admin`` plugin: /plugins, /prefs, /prompt, /channel, /forget and /help.
 
 Admin-only subcommands are marked ``admin_only``: the router checks the user's admin
 status and writes the audit log before any handler here runs. This plugin is required
@@ -51,7 +51,7 @@ async def plugins_disable(ctx: CommandContext, name: str) -> str:
 
 @plugin.command(
     "plugins config",
-    "Show a plugin's settings here, or set one",
+    "Show a plugin's settings here, or set one for this server or channel",
     _NAME,
     Option("key", description="Setting to change", required=False, max_length=64),
     Option("value", description="New value", required=False, rest=True, max_length=1000),
@@ -60,18 +60,44 @@ async def plugins_disable(ctx: CommandContext, name: str) -> str:
 async def plugins_config(
     ctx: CommandContext, name: str, key: str | None = None, value: str | None = None
 ) -> str:
-    """Show plugin ``name``'s settings, or set ``key`` to ``value`` for this server."""
+    """Show plugin ``name``'s settings, or set ``key`` to ``value`` here (the setting's
+    scope decides: the whole server, or this channel)."""
     name = name.lower()
     if key is None:
-        config = await ctx.admin.plugin_config(ctx.server_pk, name)
-        if config is None:
-            return f"Plugin {name} has no settings."
-        items = config.items()
-        return f"Settings of {name} here:\n" + "\n".join(f"  {k} = {v!r}" for k, v in items)
+        return await _shown(ctx, name)
     if value is None:
         return f"Give a value: /plugins config {name} {key} VALUE"
-    stored = await ctx.admin.set_plugin_config(ctx.server_pk, name, key, value)
-    return f"{name}.{key} is now {stored!r} in this server."
+    stored, scope = await ctx.admin.set_plugin_config(ctx.caller, name, key, value)
+    where = "in this channel" if scope == "channel" else "in this server"
+    return f"{name}.{key} is now {stored!r} {where}."
+
+
+@plugin.command(
+    "prefs",
+    "Show a plugin's settings for you, or set one of your own",
+    _NAME,
+    Option("key", description="Setting to change", required=False, max_length=64),
+    Option("value", description="New value", required=False, rest=True, max_length=1000),
+)
+async def prefs(
+    ctx: CommandContext, name: str, key: str | None = None, value: str | None = None
+) -> str:
+    """Anyone's own settings of a plugin (those it declares per user)."""
+    name = name.lower()
+    if key is None:
+        return await _shown(ctx, name)
+    if value is None:
+        return f"Give a value: /prefs {name} {key} VALUE"
+    stored, _ = await ctx.admin.set_plugin_config(ctx.caller, name, key, value, as_user=True)
+    return f"{name}.{key} is now {stored!r} for you."
+
+
+async def _shown(ctx: CommandContext, name: str) -> str:
+    config = await ctx.admin.plugin_config(ctx.caller, name)
+    if config is None:
+        return f"Plugin {name} has no settings."
+    items = config.items()
+    return f"Settings of {name} here:\n" + "\n".join(f"  {k} = {v!r}" for k, v in items)
 
 
 plugin.group("prompt", "Show or change this server's system prompt")

@@ -27,12 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.errors import PluginError, UserError
 from core.events import Image, ReplyPart
 from core.plugin import CommandContext, Plugin, PluginContext, ToolContext, ToolResult
-from plugins.imagine import render, retention
+from plugins.imagine import render, retention, tables
 from plugins.imagine.dispatcher import Completed, Dispatcher, Follower, Stopped
 from plugins.imagine.files import ImageFiles
+from plugins.imagine.jobs import ImageJob, JobStore
 from plugins.imagine.options import Params, build_options, make_params
 from plugins.imagine.service import ImagineService, Requester
-from storage.jobs import ImageJob, JobStore
 from workers.api import ImageBackend
 from workers.config import ImagineSettings
 
@@ -46,6 +46,8 @@ plugin = Plugin(
     # A reply (or the tool) may wait for a whole job; set-up may load a large model.
     call_timeout_s=lambda config: config.job_timeout_s + 60,
     uses=("image", "database"),
+    migrations="migrations",
+    tables=tables.metadata,
 )
 
 

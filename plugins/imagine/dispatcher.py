@@ -23,8 +23,8 @@ from pathlib import Path
 
 from core.errors import new_error_id
 from plugins.imagine.files import ImageFiles
+from plugins.imagine.jobs import JobStore
 from plugins.imagine.queue import FairQueue
-from storage.jobs import JobStore
 from workers.api import Failed, Finished, ImageBackend, ImageRequest, Queued, Started, Step
 
 log = logging.getLogger(__name__)

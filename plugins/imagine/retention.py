@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from plugins.imagine.files import ImageFiles, JobFiles
-from storage.jobs import JobStore
+from plugins.imagine.jobs import JobStore
 
 log = logging.getLogger(__name__)
 

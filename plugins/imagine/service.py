@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta
 from core.errors import CommandError, PermissionDenied, RateLimited, UserError
 from plugins.imagine.dispatcher import Dispatcher, Entry, Follower
 from plugins.imagine.files import ImageFiles
+from plugins.imagine.jobs import ImageJob, JobStore, Limits, Refusal
 from plugins.imagine.options import Params, check_size, random_seed, validate
-from storage.jobs import ImageJob, JobStore, Limits, Refusal
 from storage.models import utcnow
 from workers.api import ImageRequest
 from workers.config import ImagineSettings

@@ -23,7 +23,9 @@ config = context.config
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        # A plugin's own line of migrations keeps its own version table and tables.
+        version_table=config.attributes.get("version_table", "alembic_version"),
+        target_metadata=config.attributes.get("metadata") or metadata,
         # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from bot.adapters.console import console_origin, parse_line, run_console
-from bot.plugins import discover_plugins
+from bot.plugin_loading import discover_plugins
 from core.errors import CommandError
 from core.events import (
     Button,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
-from storage.jobs import JobStore
+from plugins.imagine.jobs import JobStore
 from tests.adapters_discord.conftest import Bot
 from tests.adapters_discord.test_discord_stories import EPHEMERAL, answered, reply_to
 from tests.discord_fake import Interaction

@@ -15,15 +15,16 @@ import pytest
 from discord import app_commands
 
 from bot.adapters.discord.commands import MAX_STRING_LENGTH, build_commands
-from bot.adapters.discord.render import MAX_TEXT_MESSAGES, REST_FILENAME
-from bot.adapters.discord.text import MESSAGE_LIMIT
+from bot.adapters.discord.sinks import MESSAGE_LIMIT
 from bot.plugins import Source
+from bot.render import REST_FILENAME
 from core.plugin import Option, Plugin
 from tests.adapters_discord.conftest import Bot
 from tests.adapters_discord.longtext_plugin import essay
 from tests.adapters_discord.test_discord_split import rebuilds
 from tests.fakes import ScriptedChatModel, script
 
+MAX_TEXT_MESSAGES = 5  # Limits.max_chunks on Discord
 HUGE_ANSWER = essay(25_000)
 STRING = 3  # Discord's option type of a string
 WITHIN_S = 20.0
@@ -76,6 +77,7 @@ async def test_a_huge_answer_arrives_as_a_few_messages_and_a_text_file(bot: Bot)
 async def test_a_slash_command_with_a_huge_answer_gets_a_few_messages_and_a_text_file(
     bot: Bot,
 ) -> None:
+
     await load_essay_plugin(bot)
 
     interaction = await bot.fake.invoke_command(

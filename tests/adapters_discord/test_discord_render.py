@@ -5,8 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bot.adapters.discord import split_message
+from bot.adapters.discord.sinks import MESSAGE_LIMIT
+from bot.text import split_message as _split
 from tests.adapters_discord.conftest import Bot
+
+
+def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    return _split(text, limit)
 
 
 def test_short_text_is_one_chunk() -> None:
@@ -41,6 +46,7 @@ def test_a_code_block_is_closed_and_reopened_with_its_language() -> None:
 async def test_images_fill_the_response_and_oversized_ones_become_notes(
     bot: Bot, tmp_path: Path
 ) -> None:
+
     small = tmp_path / "sunset.png"
     small.write_bytes(b"\x89PNG small")
     huge = tmp_path / "poster.png"

@@ -24,7 +24,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.adapters.discord.text import MESSAGE_LIMIT, iter_chunks, split_capped, split_message
+from bot.adapters.discord.sinks import MESSAGE_LIMIT
+from bot.text import iter_chunks, split_capped
+from bot.text import split_message as _split
+
+
+def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    return _split(text, limit)
+
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -143,7 +150,7 @@ def test_any_limit_terminates_and_fits(text: str, limit: int) -> None:
 def test_capped_split_shows_the_first_chunks_and_hands_over_the_rest(text: str, cap: int) -> None:
     chunks = check(text)
 
-    shown, rest = split_capped(text, cap)
+    shown, rest = split_capped(text, cap, MESSAGE_LIMIT)
 
     if len(chunks) <= cap:
         assert (shown, rest) == (chunks, "")

@@ -1,16 +1,23 @@
 """Fixtures for the chat-room stories: a real App (SQLite in a temp dir, the built-in
-plugins, a scripted chat model) served by a started ``ChatRoomAdapter``."""
+plugins, a scripted chat model that can pause between streamed words) served by a
+started ``ChatRoomAdapter``."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk
 
 from bot.app import App
 from bot.config import LimitsSettings, PluginsSettings, Settings
+from bot.plugins import Source
 from tests.chatroom.adapter import ChatRoom, ChatRoomAdapter
 from tests.fakes import ScriptedChatModel, script
 
@@ -31,10 +38,31 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     )
 
 
+class PacedChatModel(ScriptedChatModel):
+    """``ScriptedChatModel`` that waits ``pause`` seconds before each streamed chunk after
+    the first, as a real model's words trickle in (0: all at once)."""
+
+    pause: float = 0.0
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        first = True
+        async for chunk in super()._astream(messages, stop, run_manager, **kwargs):
+            if not first and self.pause:
+                await asyncio.sleep(self.pause)
+            first = False
+            yield chunk
+
+
 @pytest.fixture
-def model() -> ScriptedChatModel:
-    """Answers ``ANSWER`` to everything unless a test scripts otherwise."""
-    return ScriptedChatModel(messages=script(ANSWER, repeat=True))
+def model() -> PacedChatModel:
+    """Answers ``ANSWER`` to everything, at once, unless a test scripts otherwise."""
+    return PacedChatModel(messages=script(ANSWER, repeat=True))
 
 
 @pytest.fixture
@@ -42,6 +70,15 @@ async def app(settings: Settings, model: ScriptedChatModel) -> AsyncIterator[App
     """A started bot."""
     async with await App.start(settings, chat_model=model) as started:
         yield started
+
+
+@pytest.fixture
+async def echo(app: App) -> App:
+    """The app with the core stories' sample ``echo`` plugin loaded (``/slow`` shows
+    progress, then its result; every final text gets `` [echo]`` appended)."""
+    app.plugins.sources["echo"] = Source("echo", "tests.core.sample_plugin")
+    await app.plugins.load("echo")
+    return app
 
 
 @pytest.fixture

@@ -2,8 +2,10 @@
 
 Every story is "this arrives in the room → the bot sends this". The room's adapter
 (``tests/chatroom/adapter.py``) knows the core only through ``core.adapter``,
-``core.events``, ``app.router`` and ``app.menus``; the App behind it is real (SQLite in a
-temp dir, the built-in plugins) and only its chat model is scripted.
+``core.events``, ``app.router`` and ``app.menus``, and renders replies with the streaming
+renderer all adapters share (``bot.render``): streamed text posted once then edited,
+progress placeholders, long answers split (the rest as a file). The App behind it is real
+(SQLite in a temp dir, the built-in plugins) and only its chat model is scripted.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.app import App
+from bot.render import REST_FILENAME
 from bot.router import ATTACHMENT_ONLY_NOTE
-from core.adapter import DELETE, FILES, POST, Actions, Adapter
+from core.adapter import DELETE, EDITS, FILES, POST, Actions, Adapter
 from core.events import (
     Button,
     Buttons,
@@ -26,10 +29,11 @@ from core.events import (
     TextDelta,
 )
 from tests.chatroom.adapter import BOT, PLATFORM, ChatRoom, ChatRoomAdapter
-from tests.chatroom.conftest import ANSWER
+from tests.chatroom.conftest import ANSWER, PacedChatModel
 from tests.fakes import ScriptedChatModel, script, tool_call
 
-COMMANDS_HERE = "/calc, /channel, /forget, /help, /imagine, /plugins, /prompt"
+COMMANDS_HERE = "/calc, /channel, /forget, /help, /imagine, /plugins, /prefs, /prompt"
+COMMANDS_BUT_CALC = COMMANDS_HERE.removeprefix("/calc, ")
 
 
 # ---- who is answered ---------------------------------------------------------------
@@ -125,12 +129,12 @@ async def test_only_an_admin_may_disable_a_plugin_and_only_that_servers_menu_cha
     assert await room.say("boss", "general", "/plugins disable calculator", admin=True) == [
         "Plugin calculator is now disabled in this server."
     ]
-    assert room.menus["s1"] == ["/channel", "/forget", "/help", "/imagine", "/plugins", "/prompt"]
+    assert ", ".join(room.menus["s1"]) == COMMANDS_BUT_CALC
     assert "/calc" in room.menus["s2"]  # another server keeps it
 
     assert await room.say("ann", "general", "/calc 2+3") == [
         "error: /calc belongs to the calculator plugin, which is disabled in this server. "
-        "Commands here: /channel, /forget, /help, /imagine, /plugins, /prompt"
+        f"Commands here: {COMMANDS_BUT_CALC}"
     ]
     assert await room.say("ann", "general", "/calc 2+3", server="s2") == ["2+3 = 5"]
 
@@ -166,14 +170,67 @@ async def test_the_agent_calls_the_calculator_and_answers(
 async def test_a_long_answer_arrives_in_messages_within_the_rooms_limit(
     room: ChatRoom, adapter: ChatRoomAdapter, model: ScriptedChatModel
 ) -> None:
-    long_answer = " ".join(f"word{i}" for i in range(200))  # about 1,300 characters
+    long_answer = " ".join(f"word{i}" for i in range(200))  # about 1,500 characters
     model.messages = script(long_answer)
 
     sent = await room.say("ann", "general", "tell me everything", mention=True)
 
-    size = adapter.limits.message_chars
-    assert [len(text) for text in sent] == [size, size, len(long_answer) - 2 * size]
-    assert "".join(sent) == long_answer
+    assert len(sent) == 4  # 3 nearly full messages and the end
+    assert all(len(text) <= adapter.limits.message_chars for text in sent)
+    assert all(text.endswith(" ") for text in sent[:-1])  # cut between words, none broken
+    assert "".join(sent) == long_answer  # nothing lost, nothing added
+
+
+async def test_an_answer_longer_than_five_messages_ends_with_the_rest_as_a_file(
+    room: ChatRoom, adapter: ChatRoomAdapter, model: ScriptedChatModel
+) -> None:
+    long_answer = " ".join(f"word{i}" for i in range(1000))  # about 7,900 characters
+    model.messages = script(long_answer)
+
+    sent = await room.say("ann", "general", "tell me more than everything", mention=True)
+
+    *shown, note = sent
+    assert len(sent) == adapter.limits.max_chunks
+    assert all(len(text) <= adapter.limits.message_chars for text in shown)
+    assert all(text.endswith(" ") for text in shown)  # cut between words
+    carrier = room.messages[-1]
+    assert (carrier.author, carrier.text, carrier.files) == (BOT, note, (REST_FILENAME,))
+    rest = (await room.download(carrier.id, REST_FILENAME)).decode()
+    assert "".join(shown) + rest == long_answer  # the messages and the file hold it all
+    assert note == f"📎 The rest of this answer ({len(rest):,} characters) is in reply.txt."
+
+
+# ---- streaming and progress --------------------------------------------------------
+
+
+async def test_a_streamed_answer_is_posted_once_then_edited_until_it_is_whole(
+    room: ChatRoom, model: PacedChatModel
+) -> None:
+    answer = "one two three four five six seven eight"
+    model.messages = script(answer)
+    model.pause = 0.03  # words trickle in, slower than the room's edit interval
+
+    assert await room.say("ann", "general", "count to eight", mention=True) == [answer]
+
+    [message] = [m for m in room.messages if m.author == BOT]
+    writes = [(kind, text) for kind, said, text in room.writes if said == message.id]
+    edits = room.edits[message.id]
+    assert edits >= 1  # streamed: shown early, then edited as the words came
+    assert [kind for kind, _ in writes] == ["post"] + ["edit"] * edits  # posted once
+    assert writes[0][1] != answer and all(answer.startswith(text) for _, text in writes)
+    assert writes[-1][1] == answer
+
+
+async def test_progress_shows_in_a_placeholder_that_the_result_replaces(
+    room: ChatRoom, echo: App
+) -> None:
+    assert await room.say("ann", "general", "/slow 0.05") == ["slept 0.05 [echo]"]
+
+    [message] = [m for m in room.messages if m.author == BOT]
+    assert [(kind, text) for kind, said, text in room.writes if said == message.id] == [
+        ("post", "⏳ sleeping"),
+        ("edit", "slept 0.05 [echo]"),
+    ]
 
 
 # ---- the port itself ---------------------------------------------------------------
@@ -185,7 +242,7 @@ async def test_the_adapter_and_its_actions_are_the_ports_shapes(
     port: Adapter = adapter  # checked by mypy: the Protocols are satisfied structurally
     actions: Actions = adapter.actions
     assert port.name == PLATFORM
-    assert port.capabilities == actions.capabilities == {DELETE, POST, FILES}
+    assert port.capabilities == actions.capabilities == {DELETE, EDITS, POST, FILES}
 
 
 async def test_the_actions_delete_and_post_in_the_room(
@@ -219,26 +276,53 @@ async def test_a_file_is_fetched_from_the_room_only_when_read(
     assert await notes.read() == b"milk, eggs, tea"
 
 
-def test_every_kind_of_reply_part_becomes_room_messages(adapter: ChatRoomAdapter) -> None:
-    assert adapter.render(
+async def test_every_kind_of_reply_part_becomes_room_messages(
+    room: ChatRoom, adapter: ChatRoomAdapter, tmp_path: Path
+) -> None:
+    picture = tmp_path / "img.png"
+    picture.write_bytes(b"\x89PNG a cat")
+    where = Origin(PLATFORM, "s1", "general", "ann")
+
+    await adapter.actions.post(
+        where,
+        "log",
         [
             Progress("drawing", 0.5),
             TextDelta("Here "),
             TextDelta("you are."),
             Text("Here you are."),
-            Image(Path("/data/img.png"), "a cat"),
-            File(Path("/data/notes.txt")),
+            Image(picture, "a cat"),
+            File(tmp_path / "notes.txt"),  # gone before it could be sent
             Buttons((Button("Again", "imagine:again:1"), Button("Upscale", "imagine:up:1"))),
             Error("quota used up"),
-        ]
-    ) == [
-        ("Here you are.", ()),
-        ("a cat", ("img.png",)),
-        ("", ("notes.txt",)),
-        ("[Again] | [Upscale]", ()),
-        ("error: quota used up", ()),
+        ],
+    )
+
+    # The text took over the progress placeholder; buttons join the reply's last text.
+    assert [(m.text, m.files, m.buttons) for m in room.messages] == [
+        ("Here you are.", (), ("Again", "Upscale")),
+        ("a cat", ("img.png",), ()),
+        ("📎 notes.txt could not be attached (the file is missing).", (), ()),
+        ("error: quota used up", (), ()),
     ]
-    assert adapter.render([TextDelta("half "), TextDelta("an answer")]) == [("half an answer", ())]
+    assert room.writes[0][2] == "⏳ drawing [█████░░░░░] 50%"
+    assert await room.download(room.messages[1].id, "img.png") == b"\x89PNG a cat"
+
+    room.messages.clear()
+    await adapter.actions.post(where, "log", [TextDelta("half "), TextDelta("an answer")])
+    assert [m.text for m in room.messages] == ["half an answer"]  # a cut-off stream keeps it
+
+    room.messages.clear()
+    await adapter.actions.post(
+        where,
+        "log",
+        [Progress("drawing"), Image(picture, ""), Buttons((Button("Again", "imagine:again:2"),))],
+    )
+    # A picture fills the placeholder; its buttons follow in a message of their own.
+    assert [(m.text, m.files, m.buttons) for m in room.messages] == [
+        ("", ("img.png",), ()),
+        ("", (), ("Again",)),
+    ]
 
 
 async def test_a_stopped_adapter_no_longer_hears_menu_changes(

@@ -80,8 +80,9 @@ async def test_ten_thousand_dm_users_leave_every_table_bounded(
         for start in range(0, 10_000, 250):
             await asyncio.gather(*(dm(i) for i in range(start, start + 250)))
         router, storage = app.router, app.services.storage
-        assert len(app.plugins._views) <= DEFAULT_MAX_ENTRIES
-        assert len(app.services.server_state._prompts) <= DEFAULT_MAX_ENTRIES
+        assert len(app.plugins.scoped) <= DEFAULT_MAX_ENTRIES
+        assert len(app.services.server_state) <= DEFAULT_MAX_ENTRIES
+        assert len(app.plugins._configs) <= 1024
         assert len(storage._identities) <= IDENTITY_CACHE_SIZE
         assert len(storage._history) <= DEFAULT_MAX_CONVERSATIONS
         assert len(router._users) <= router._users._buckets.max_size

@@ -14,6 +14,7 @@ from bot.app import App
 from bot.config import Settings
 from bot.plugins import Source
 from core.events import (
+    Addressing,
     ButtonEvent,
     CommandEvent,
     Error,
@@ -307,8 +308,10 @@ async def test_an_admin_marks_a_chat_channel(app: App) -> None:
     assert await say(app, "/channel chat on", admin=True) == (
         "I will answer every message in this channel."
     )
-    identity = await app.services.storage.identify(origin())
-    assert await app.services.storage.is_chat_channel(identity.channel_pk)
+    assert await app.router.answers(MessageEvent(origin(), "hi", addressing=Addressing()))
+    assert not await app.router.answers(
+        MessageEvent(origin(channel="c2"), "hi", addressing=Addressing())
+    )
     assert "option mode: 'maybe' is not one of: on, off" in await say(
         app, "/channel chat maybe", admin=True
     )

@@ -13,7 +13,7 @@ import pytest
 from bot.app import App
 from bot.config import Settings
 from core.events import Buttons, CommandEvent, Event, ReplyPart, Text
-from storage.jobs import ImageJob, JobStore
+from plugins.imagine.jobs import ImageJob, JobStore
 from tests.core.conftest import collect, origin
 from tests.fakes import ScriptedChatModel, script
 from tests.imagine.fake_backend import FakeImageBackend

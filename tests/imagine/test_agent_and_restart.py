@@ -103,7 +103,7 @@ def _model() -> ScriptedChatModel:
 def test_the_plugin_imports_no_torch_or_diffusers() -> None:
     code = (
         "import json, sys\n"
-        "import plugins.imagine, storage.jobs\n"
+        "import plugins.imagine, plugins.imagine.jobs\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 
 from bot.app import App
 from core.events import ButtonEvent, CommandEvent, Error, Image, ReplyPart, Text
-from storage.jobs import JobStore
+from plugins.imagine.jobs import JobStore
 from tests.core.conftest import collect, origin
 from tests.imagine.conftest import (
     imagine_config,

@@ -1,4 +1,4 @@
-"""Stories of the ``image_jobs`` table on SQLite and PostgreSQL (migrations 0002, 0003).
+"""Stories of the imagine plugin's ``image_jobs`` table on SQLite and PostgreSQL.
 
 Admission counts and inserts atomically (concurrent requests never overshoot a limit) and
 a job's status only moves forward.
@@ -9,32 +9,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, inspect, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.events import Origin
+from plugins.imagine import tables
+from plugins.imagine.jobs import ImageJob, JobStore, LimitName, Limits, Refusal
 from storage import Storage
-from storage.jobs import ImageJob, JobStore, LimitName, Limits, Refusal
 from storage.models import utcnow
 
+MIGRATIONS = Path(tables.__file__).parent / "migrations"
 
-async def _revision_columns_indexes(url: str) -> tuple[list[str], set[str], set[str]]:
-    def look(conn: Connection) -> tuple[list[str], set[str], set[str]]:
-        revisions = [
-            row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))
-        ]
-        columns = {c["name"] for c in inspect(conn).get_columns("image_jobs")}
-        indexes = {str(i["name"]) for i in inspect(conn).get_indexes("image_jobs")}
-        return revisions, columns, indexes
 
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return await conn.run_sync(look)
-    finally:
-        await engine.dispose()
+async def open_storage(url: str) -> Storage:
+    """Storage with the core's and the imagine plugin's migrations applied."""
+    storage = await Storage.open(url)
+    await storage.upgrade_plugin("imagine", MIGRATIONS, tables.metadata)
+    return storage
 
 
 _MIDNIGHT = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -56,24 +48,10 @@ def _job(job_id: str, server_pk: int, user_pk: int, channel_pk: int, **kw: objec
     return ImageJob(**values)  # type: ignore[arg-type]
 
 
-async def test_migrations_create_image_jobs_with_its_quota_indexes(database_url: str) -> None:
-    storage = await Storage.open(database_url)
-    await storage.close()
-    revisions, columns, indexes = await _revision_columns_indexes(database_url)
-    assert revisions == ["0003"]
-    assert {"id", "status", "params", "seed", "server_id", "user_id", "channel_id"} <= columns
-    assert {"results", "sha256", "worker", "error", "started_at", "finished_at"} <= columns
-    assert {
-        "ix_image_jobs_server_id_created_at",  # the per-server quota (0002)
-        "ix_image_jobs_user_id_created_at",  # the per-user quota (0003)
-        "ix_image_jobs_created_at",  # the global quota and retention (0003)
-    } <= indexes
-
-
 async def test_a_job_row_goes_from_queued_to_done_and_counts_for_quotas(
     database_url: str, make_origin: Callable[..., Origin]
 ) -> None:
-    storage = await Storage.open(database_url)
+    storage = await open_storage(database_url)
     try:
         ids = await storage.identify(make_origin())
         store = JobStore(storage.engine)
@@ -109,7 +87,7 @@ async def test_a_job_row_goes_from_queued_to_done_and_counts_for_quotas(
 async def test_a_status_only_moves_forward(
     database_url: str, make_origin: Callable[..., Origin]
 ) -> None:
-    storage = await Storage.open(database_url)
+    storage = await open_storage(database_url)
     try:
         ids = await storage.identify(make_origin())
         store = JobStore(storage.engine)
@@ -160,7 +138,7 @@ async def test_five_concurrent_requests_against_a_limit_of_three_admit_exactly_t
     users: str,
     servers: str,
 ) -> None:
-    storage = await Storage.open(database_url)
+    storage = await open_storage(database_url)
     try:
         store = JobStore(storage.engine)
         jobs = []

@@ -7,8 +7,8 @@ import asyncio
 from bot.app import App
 from bot.config import Settings
 from core.events import Buttons, Error
+from plugins.imagine.jobs import JobStore
 from plugins.imagine.queue import FairQueue
-from storage.jobs import JobStore
 from tests.fakes import ScriptedChatModel
 from tests.imagine.conftest import (
     imagine_config,

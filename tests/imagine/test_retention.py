@@ -13,7 +13,7 @@ from bot.config import Settings
 from core.events import ButtonEvent, Error
 from plugins.imagine import retention
 from plugins.imagine.files import ImageFiles
-from storage.jobs import ImageJob, JobStore
+from plugins.imagine.jobs import ImageJob, JobStore
 from tests.core.conftest import collect, origin
 from tests.fakes import ScriptedChatModel
 from tests.imagine.conftest import job_id_of, run, stored

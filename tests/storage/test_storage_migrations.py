@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +26,7 @@ TABLES = {
     "servers",
     "channels",
     "users",
-    "plugin_settings",
+    "settings",
     "conversations",
     "messages",
     "audit_log",
@@ -97,9 +98,9 @@ async def test_everything_persists_after_close_and_reopen(
     first = await Storage.open(database_url)
     ids = await first.identify(make_origin())
     await first.append_messages(ids.conversation_pk, [("user", "hi", 1), ("assistant", "hello", 2)])
-    await first.set_system_prompt(ids.server_pk, "Be terse.")
-    await first.set_plugin_enabled(ids.server_pk, "imagine", False)
-    await first.set_chat_channel(ids.channel_pk, True)
+    await first.settings.set("server", ids.server_pk, "core", "system_prompt", "Be terse.")
+    await first.settings.set("server", ids.server_pk, "imagine", "enabled", False)
+    await first.settings.set("channel", ids.channel_pk, "core", "chat", True)
     await first.audit(ids.server_pk, ids.user_pk, "plugins.disable", "imagine", allowed=True)
     await first.close()
 
@@ -111,9 +112,11 @@ async def test_everything_persists_after_close_and_reopen(
             ("user", "hi", 1),
             ("assistant", "hello", 2),
         ]
-        assert await second.get_system_prompt(ids.server_pk) == "Be terse."
-        assert (await second.plugin_overrides(ids.server_pk))["imagine"].enabled is False
-        assert await second.is_chat_channel(ids.channel_pk)
+        assert await second.settings.values("server", ids.server_pk) == {
+            ("core", "system_prompt"): "Be terse.",
+            ("imagine", "enabled"): False,
+        }
+        assert await second.settings.values("channel", ids.channel_pk) == {("core", "chat"): True}
         assert [e.target for e in await second.audit_entries(ids.server_pk)] == ["imagine"]
     finally:
         await second.close()
@@ -150,3 +153,78 @@ async def test_in_memory_sqlite_works_for_throwaway_use(
 async def test_an_unreachable_database_is_a_storage_error() -> None:
     with pytest.raises(StorageError, match="upgrade failed"):
         await Storage.open("postgresql+asyncpg://postgres@127.0.0.1:9/nowhere")
+
+
+def _migrate(conn: Connection, target: str) -> None:
+    from alembic import command
+
+    from storage._engine import alembic_config
+
+    if target == "head" or not inspect(conn).has_table("alembic_version"):
+        command.upgrade(alembic_config(conn), target)
+    elif target > str(conn.execute(text("SELECT version_num FROM alembic_version")).scalar()):
+        command.upgrade(alembic_config(conn), target)
+    else:
+        command.downgrade(alembic_config(conn), target)
+
+
+async def _on(url: str, work: Callable[[Connection], object]) -> object:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            return await conn.run_sync(work)
+    finally:
+        await engine.dispose()
+
+
+async def test_values_from_before_scoped_settings_move_over_and_back(
+    database_url: str, make_origin: Callable[..., Origin]
+) -> None:
+    storage = await Storage.open(database_url, migrate=False)
+    await _on(database_url, lambda c: _migrate(c, "0003"))
+    ids = await storage.identify(make_origin())
+    await storage.close()
+    old = [
+        ("UPDATE servers SET system_prompt = 'Be terse.' WHERE id = :s", {}),
+        ("UPDATE channels SET is_chat_channel = true WHERE id = :c", {}),
+        (
+            "INSERT INTO plugin_settings (server_id, plugin, enabled, config, updated_at)"
+            " VALUES (:s, 'calculator', false, :config, CURRENT_TIMESTAMP)",
+            {"config": '{"decimals": 3}'},
+        ),
+    ]
+
+    def fill(conn: Connection) -> None:
+        for sql, extra in old:
+            conn.execute(text(sql), {"s": ids.server_pk, "c": ids.channel_pk, **extra})
+
+    await _on(database_url, fill)
+    await _on(database_url, lambda c: _migrate(c, "head"))
+
+    storage = await Storage.open(database_url)
+    try:
+        assert await storage.settings.values("server", ids.server_pk) == {
+            ("core", "system_prompt"): "Be terse.",
+            ("calculator", "enabled"): False,
+            ("calculator", "decimals"): 3,
+        }
+        assert await storage.settings.chat_channel_at("discord", "guild-1", "general")
+    finally:
+        await storage.close()
+
+    await _on(database_url, lambda c: _migrate(c, "0003"))
+
+    def back(conn: Connection) -> tuple[object, ...]:
+        prompt = conn.execute(text("SELECT system_prompt FROM servers")).scalar()
+        chat = conn.execute(text("SELECT is_chat_channel FROM channels")).scalar()
+        row = conn.execute(text("SELECT plugin, enabled, config FROM plugin_settings")).one()
+        config = row[2] if isinstance(row[2], dict) else json.loads(row[2])
+        return prompt, bool(chat), row[0], bool(row[1]), config
+
+    assert await _on(database_url, back) == (
+        "Be terse.",
+        True,
+        "calculator",
+        False,
+        {"decimals": 3},
+    )

@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import StorageError
 from core.events import Origin
-from storage import Identity, PluginOverride, Storage
+from storage import Identity, Storage
 
 UNKNOWN_PK = 987_654
 
@@ -20,57 +20,49 @@ async def here(storage: Storage, make_origin: Callable[..., Origin]) -> Identity
     return await storage.identify(make_origin())
 
 
-async def test_plugin_overrides_are_set_and_reset_per_server(
+async def test_values_are_set_replaced_and_reset_per_scope_and_target(
     storage: Storage, here: Identity, make_origin: Callable[..., Origin]
 ) -> None:
     elsewhere = await storage.identify(make_origin(server="guild-2"))
-    assert await storage.plugin_overrides(here.server_pk) == {}
+    values = storage.settings
+    assert await values.values("server", here.server_pk) == {}
 
-    await storage.set_plugin_enabled(here.server_pk, "imagine", False)
-    await storage.set_plugin_config(here.server_pk, "knowledge", {"top_k": 4, "tags": ["faq"]})
-    await storage.set_plugin_enabled(here.server_pk, "knowledge", True)
-    assert await storage.plugin_overrides(here.server_pk) == {
-        "imagine": PluginOverride(enabled=False, config={}),
-        "knowledge": PluginOverride(enabled=True, config={"top_k": 4, "tags": ["faq"]}),
+    await values.set("server", here.server_pk, "imagine", "enabled", False)
+    await values.set("server", here.server_pk, "knowledge", "tags", ["faq", "rules"])
+    await values.set("server", here.server_pk, "knowledge", "top_k", 4)
+    await values.set("server", here.server_pk, "knowledge", "top_k", 8)  # replaced
+    await values.set("channel", here.channel_pk, "core", "chat", True)
+    await values.set("user", here.user_pk, "knowledge", "top_k", 2)
+
+    assert await values.values("server", here.server_pk) == {
+        ("imagine", "enabled"): False,
+        ("knowledge", "tags"): ["faq", "rules"],
+        ("knowledge", "top_k"): 8,
     }
+    assert await values.values("channel", here.channel_pk) == {("core", "chat"): True}
+    assert await values.values("user", here.user_pk) == {("knowledge", "top_k"): 2}
+    assert await values.values("server", elsewhere.server_pk) == {}
 
-    # Back to the configured default; the plugin's config stays.
-    await storage.set_plugin_enabled(here.server_pk, "knowledge", None)
-    await storage.set_plugin_config(here.server_pk, "knowledge", {"top_k": 8})
-    overrides = await storage.plugin_overrides(here.server_pk)
-    assert overrides["knowledge"] == PluginOverride(enabled=None, config={"top_k": 8})
-    assert await storage.plugin_overrides(elsewhere.server_pk) == {}
-
-
-async def test_plugin_override_for_an_unknown_server_is_a_storage_error(storage: Storage) -> None:
-    with pytest.raises(StorageError):
-        await storage.set_plugin_enabled(UNKNOWN_PK, "imagine", True)
+    await values.set("server", here.server_pk, "imagine", "enabled", None)  # the default again
+    assert ("imagine", "enabled") not in await values.values("server", here.server_pk)
 
 
-async def test_a_server_has_its_own_system_prompt_until_reset(
+async def test_a_value_for_an_unknown_target_is_a_storage_error(storage: Storage) -> None:
+    for scope in ("server", "channel", "user"):
+        with pytest.raises(StorageError, match=f"no {scope} with pk {UNKNOWN_PK}"):
+            await storage.settings.set(scope, UNKNOWN_PK, "core", "x", 1)  # type: ignore[arg-type]
+
+
+async def test_a_chat_channel_is_found_by_the_platforms_ids_without_creating_rows(
     storage: Storage, here: Identity
 ) -> None:
-    assert await storage.get_system_prompt(here.server_pk) is None
-    await storage.set_system_prompt(here.server_pk, "Answer like a pirate.")
-    assert await storage.get_system_prompt(here.server_pk) == "Answer like a pirate."
-    await storage.set_system_prompt(here.server_pk, None)
-    assert await storage.get_system_prompt(here.server_pk) is None
-
-    assert await storage.get_system_prompt(UNKNOWN_PK) is None
-    with pytest.raises(StorageError):
-        await storage.set_system_prompt(UNKNOWN_PK, "nobody home")
-
-
-async def test_a_channel_becomes_a_chat_channel_and_back(storage: Storage, here: Identity) -> None:
-    assert not await storage.is_chat_channel(here.channel_pk)
-    await storage.set_chat_channel(here.channel_pk, True)
-    assert await storage.is_chat_channel(here.channel_pk)
-    await storage.set_chat_channel(here.channel_pk, False)
-    assert not await storage.is_chat_channel(here.channel_pk)
-
-    assert not await storage.is_chat_channel(UNKNOWN_PK)
-    with pytest.raises(StorageError):
-        await storage.set_chat_channel(UNKNOWN_PK, True)
+    values = storage.settings
+    assert not await values.chat_channel_at("discord", "guild-1", "general")
+    await values.set("channel", here.channel_pk, "core", "chat", True)
+    assert await values.chat_channel_at("discord", "guild-1", "general")
+    assert not await values.chat_channel_at("discord", "guild-1", "random")
+    assert not await values.chat_channel_at("telegram", "guild-1", "general")
+    assert await storage.server_ref(here.server_pk) == ("discord", "guild-1")
 
 
 async def test_audit_entries_come_newest_first_per_server(

@@ -2,16 +2,15 @@
 
 ``DiscordAdapter(app, settings.discord)`` serves an ``App`` on Discord; ``atelier run``
 starts it when ``ATELIER_DISCORD__TOKEN`` is set. Modules: ``client`` (connection, events,
-tasks), ``translate`` (SDK objects → ``Origin``), ``commands`` (plugin command specs →
-slash commands, per-guild sync), ``render`` (reply streams → messages and edits),
-``sinks`` (channel / interaction targets, write budget), ``text`` (splitting long text),
-``views`` (persistent buttons). Like every adapter it translates and renders; it decides
+tasks), ``translate`` (SDK objects → events with their facts and attachments),
+``commands`` (plugin command specs → slash commands, per-guild sync), ``sinks`` (channel
+/ interaction targets of the shared renderer ``bot.render``), ``views`` (persistent
+buttons). Like every adapter it translates and renders; it decides
 nothing the core decides.
 """
 
 from __future__ import annotations
 
 from .client import DiscordAdapter, make_client, point_discord_at
-from .text import split_message
 
-__all__ = ["DiscordAdapter", "make_client", "point_discord_at", "split_message"]
+__all__ = ["DiscordAdapter", "make_client", "point_discord_at"]

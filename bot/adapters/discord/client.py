@@ -20,14 +20,14 @@ import yarl
 from discord import app_commands
 
 from bot.config import DiscordSettings
+from bot.render import Reply, WriteBudget
 from core.adapter import BUTTONS, EDITS, FILES, Limits, NoActions
 from core.errors import AtelierError, ConfigError
 from core.events import ButtonEvent, CommandEvent, Event, MessageEvent, ReplyPart
 from core.plugin import Command
 
 from .commands import GuildSync
-from .render import Reply
-from .sinks import ChannelSink, InteractionSink, Sink, WriteBudget
+from .sinks import MESSAGE_LIMIT, ChannelSink, DiscordTarget, InteractionSink, Sink
 from .translate import (
     PLATFORM,
     addressing,
@@ -120,7 +120,7 @@ class DiscordAdapter:
             max_text=app.services.settings.limits.max_message_chars,
         )
         self.limits = Limits(
-            message_chars=2000,
+            message_chars=MESSAGE_LIMIT,
             edit_interval_s=settings.edit_interval_s,
             file_bytes=_DM_UPLOAD_LIMIT,
             button_data_bytes=100,
@@ -335,7 +335,7 @@ class DiscordAdapter:
     async def _render(self, parts: AsyncIterator[ReplyPart], sink: Sink) -> None:
         """Feed every part to a ``Reply``; the router's stream is closed in any case (it
         holds the conversation's turn lock until then)."""
-        reply = Reply(sink, self._budget, self.settings.edit_interval_s)
+        reply: Reply[discord.Message] = Reply(DiscordTarget(sink), self._budget, self.limits)
         try:
             async for part in parts:
                 await reply.part(part)

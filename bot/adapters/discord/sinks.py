@@ -1,72 +1,26 @@
-"""Where a reply's messages go: a channel, or a deferred interaction; and the write budget.
+"""Where a reply's messages go on Discord: a channel, or a deferred interaction.
 
 A ``Sink`` posts a reply's messages and shows its errors (a channel reply, or an
-interaction's original response plus follow-ups); ``WriteBudget`` keeps the writes of all
-replies in one channel or interaction within Discord's limits. Rate-limit (429) retries
-are discord.py's job: nothing here catches them. This module never reads reply parts.
+interaction's original response plus follow-ups); ``DiscordTarget`` adds the edits and
+deletes the shared renderer (``bot.render``) needs, in discord.py's terms. Rate-limit
+(429) retries are discord.py's job: nothing here catches them. This module never reads
+reply parts.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections import deque
-from collections.abc import Hashable
-from typing import Protocol
+import io
+from collections.abc import Hashable, Sequence
+from typing import Any, Protocol
 
 import discord
 
-from .text import MESSAGE_LIMIT
+from bot.render import KEEP, Keep, Upload
+from core.events import Buttons
 
+from .views import button_view
 
-class WriteBudget:
-    """At most ``count`` writes per ``window`` seconds per key (a channel or interaction).
-
-    Shared by every reply of one adapter, so that concurrent replies in one channel stay
-    within Discord's per-channel limit together instead of each relying on 429s.
-    """
-
-    def __init__(self, count: int = 5, window: float = 5.0) -> None:
-        self._count = count
-        self._window = window
-        self._stamps: dict[Hashable, deque[float]] = {}
-
-    async def acquire(self, key: Hashable) -> None:
-        """Wait until one more write under ``key`` fits in the window, and take it."""
-        while True:
-            now = time.monotonic()
-            stamps = self._current(key, now)
-            if len(stamps) < self._count:
-                stamps.append(now)
-                self._forget_idle(now)
-                return
-            await asyncio.sleep(stamps[0] + self._window - now)
-
-    def try_acquire(self, key: Hashable, *, keep_free: int = 0) -> bool:
-        """Take a write under ``key`` only if ``keep_free`` more still fit after it.
-
-        For updates that can be dropped (progress): they never wait, and they leave room
-        for the writes that must happen (the result) so those do not wait either.
-        """
-        now = time.monotonic()
-        stamps = self._current(key, now)
-        if len(stamps) + 1 + keep_free > self._count:
-            return False
-        stamps.append(now)
-        self._forget_idle(now)
-        return True
-
-    def _current(self, key: Hashable, now: float) -> deque[float]:
-        stamps = self._stamps.setdefault(key, deque())
-        while stamps and stamps[0] <= now - self._window:
-            stamps.popleft()
-        return stamps
-
-    def _forget_idle(self, now: float) -> None:
-        if len(self._stamps) > 1000:
-            idle = [k for k, s in self._stamps.items() if not s or s[-1] <= now - self._window]
-            for key in idle:
-                del self._stamps[key]
+MESSAGE_LIMIT = 2000  # characters per message
 
 
 class Sink(Protocol):
@@ -176,3 +130,56 @@ class InteractionSink:
         if not self._original_used:
             self._original_used = True
             await self._interaction.edit_original_response(content="Done.")
+
+
+class DiscordTarget:
+    """The shared renderer's ``Target`` on Discord: a sink plus edits and deletes."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self.key = sink.key
+        self.upload_limit = sink.upload_limit
+
+    async def post(
+        self, content: str, *, files: Sequence[Upload] = (), buttons: Buttons | None = None
+    ) -> discord.Message:
+        """Post one message through the sink."""
+        view = button_view(buttons) if buttons is not None else None
+        return await self._sink.post(content, files=[_file(f) for f in files], view=view)
+
+    async def edit(
+        self,
+        message: discord.Message,
+        *,
+        content: str | Keep | None = KEEP,
+        files: Sequence[Upload] | None = None,
+        buttons: Buttons | Keep | None = KEEP,
+    ) -> None:
+        """Edit a sent message (its content, attachments and buttons as asked)."""
+        fields: dict[str, Any] = {}
+        if not isinstance(content, Keep):
+            fields["content"] = content
+        if files is not None:
+            fields["attachments"] = [_file(f) for f in files]
+        if not isinstance(buttons, Keep):
+            fields["view"] = button_view(buttons) if buttons is not None else None
+        await message.edit(**fields)
+
+    async def delete(self, message: discord.Message) -> None:
+        """Delete a sent message."""
+        await message.delete()
+
+    async def error(self, message: str, placeholder: discord.Message | None) -> None:
+        """Through the sink (ephemeral for interactions)."""
+        await self._sink.error(message, placeholder)
+
+    async def empty(self) -> None:
+        """Through the sink (an interaction must be answered)."""
+        await self._sink.empty()
+
+
+def _file(upload: Upload) -> discord.File:
+    if upload.data is not None:
+        return discord.File(io.BytesIO(upload.data), filename=upload.filename)
+    assert upload.path is not None
+    return discord.File(upload.path, filename=upload.filename)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from core.config import server
+from core.config import channel, server, user
 from core.events import Event, Image, MessageEvent, Progress, ReplyPart, Text
 from core.plugin import (
     CommandContext,
@@ -25,6 +25,8 @@ class EchoConfig(BaseModel):
     """Settings of the sample plugin."""
 
     suffix: str = server(" [echo]")
+    topic: str = channel("")  # per channel, set by admins
+    tone: str = user("plain")  # each user's own
 
 
 plugin = Plugin("echo", "Sample plugin for tests", config_model=EchoConfig)
@@ -95,6 +97,13 @@ async def slow(ctx: CommandContext, seconds: float) -> AsyncIterator[ReplyPart]:
     await asyncio.sleep(seconds)
     events.append(f"end:{ctx.origin.user_id}")
     yield Text(f"slept {seconds}")
+
+
+@plugin.command("cfg", "Show the settings that apply to the caller here")
+async def cfg(ctx: CommandContext) -> str:
+    """Topic and tone as the core resolved them for this caller."""
+    assert isinstance(ctx.config, EchoConfig)
+    return f"topic={ctx.config.topic!r} tone={ctx.config.tone!r}"
 
 
 @plugin.command("boom", "Raise an error")

@@ -1,4 +1,5 @@
-"""Splitting long text into Discord messages (2,000 characters) without breaking code.
+"""Splitting long text into a platform's messages (Discord: 2,000 characters, Telegram:
+4,096) without breaking code.
 
 Pure functions, no I/O: where to cut, and which code block must be closed at the end of a
 chunk and reopened at the start of the next. Nothing here sends anything.
@@ -19,8 +20,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-MESSAGE_LIMIT = 2000
-
 _FENCE_LINE = re.compile(r"^```([A-Za-z0-9_+#.-]{0,20})[ \t\r]*$", re.MULTILINE)
 _CLOSE = "\n```"
 _MIN_FENCED_LIMIT = 8 * len("```\n" + _CLOSE)  # below this, fences cost too much room
@@ -34,7 +33,7 @@ class _Fence:
     tag: str  # its language tag ("" for a bare fence)
 
 
-def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+def split_message(text: str, limit: int) -> list[str]:
     """Split ``text`` into chunks of at most ``limit`` characters.
 
     Cuts at the last line break within ``_LOOKBACK`` characters of the limit (the line
@@ -46,12 +45,12 @@ def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     return list(iter_chunks(text, limit))
 
 
-def iter_chunks(text: str, limit: int = MESSAGE_LIMIT) -> Iterator[str]:
+def iter_chunks(text: str, limit: int) -> Iterator[str]:
     """``split_message``, one chunk at a time (computed as they are taken)."""
     return (chunk for chunk, _ in _pieces(text, limit))
 
 
-def split_capped(text: str, max_chunks: int, limit: int = MESSAGE_LIMIT) -> tuple[list[str], str]:
+def split_capped(text: str, max_chunks: int, limit: int) -> tuple[list[str], str]:
     """At most ``max_chunks`` chunks of ``text``, and the text that did not fit.
 
     When ``text`` needs more chunks, returns the first ``max_chunks - 1`` of them and the

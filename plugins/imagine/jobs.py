@@ -1,4 +1,4 @@
-"""Image jobs in storage: the ``image_jobs`` table's repository (``JobStore``).
+"""Image jobs in storage: the repository (``JobStore``) of the plugin's ``image_jobs`` table.
 
 The ``imagine`` plugin records every generation job here: its parameters, who asked and
 where, its status and timings, and the files it produced with their SHA-256 digests. It
@@ -14,8 +14,9 @@ Two rules hold whatever the interleaving of bot processes:
 * A status only moves forward: queued → running → done | failed | cancelled. Every update
   is conditional on the current status, so a late "done" never overwrites "cancelled".
 
-It shares ``Storage``'s engine and speaks surrogate keys and plain values; it never writes
-files, never talks to an image back end and never knows about a platform.
+It uses the engine the app injects (the ``database`` back end) and speaks surrogate keys
+and plain values; it never writes files, never talks to an image back end and never
+knows about a platform.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from typing import Any, Literal
 from sqlalchemy import Row, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from storage.models import IMAGE_JOB_STATUSES, image_jobs, utcnow
-from storage.repository import _translated, _utc
+from plugins.imagine.tables import IMAGE_JOB_STATUSES, image_jobs
+from storage.base import as_utc, translated
+from storage.models import utcnow
 
 PENDING = ("queued", "running")
 """Statuses of jobs that are not over yet."""
@@ -104,13 +106,13 @@ class JobStore:
         """Use ``engine`` (the ``database`` back end a plugin is given: ``Storage.engine``)."""
         self._engine = engine
 
-    @_translated
+    @translated
     async def create(self, job: ImageJob) -> None:
         """Insert a job without checking any limit (``admit`` checks them)."""
         async with self._engine.begin() as conn:
             await conn.execute(image_jobs.insert().values(_row(job)))
 
-    @_translated
+    @translated
     async def admit(self, job: ImageJob, limits: Limits) -> Refusal | None:
         """Insert ``job`` unless it would break one of ``limits``; then say which one.
 
@@ -142,7 +144,7 @@ class JobStore:
                 text("SELECT pg_advisory_xact_lock(:space, :key)"), {"space": space, "key": key}
             )
 
-    @_translated
+    @translated
     async def get(self, job_id: str) -> ImageJob | None:
         """The job with this id, or None."""
         stmt = select(image_jobs).where(image_jobs.c.id == job_id)
@@ -150,7 +152,7 @@ class JobStore:
             row = (await conn.execute(stmt)).first()
         return None if row is None else _job(row)
 
-    @_translated
+    @translated
     async def unfinished(self) -> list[ImageJob]:
         """Queued and running jobs, oldest first (what a crash left behind)."""
         t = image_jobs
@@ -159,13 +161,13 @@ class JobStore:
             rows = (await conn.execute(stmt)).all()
         return [_job(row) for row in rows]
 
-    @_translated
+    @translated
     async def pending_count(self, server_pk: int, user_pk: int) -> int:
         """How many of the user's jobs in the server are queued or running."""
         async with self._engine.connect() as conn:
             return await _pending(conn, server_pk, user_pk)
 
-    @_translated
+    @translated
     async def images_since(
         self, since: datetime, *, server_pk: int | None = None, user_pk: int | None = None
     ) -> int:
@@ -210,7 +212,7 @@ class JobStore:
         """
         return await self._move(job_id, PENDING, status=status, error=error, finished_at=utcnow())
 
-    @_translated
+    @translated
     async def _move(self, job_id: str, allowed_from: Sequence[str], **values: Any) -> bool:
         _check_status(values["status"])
         t = image_jobs
@@ -221,7 +223,7 @@ class JobStore:
 
     # ---- retention -----------------------------------------------------------------
 
-    @_translated
+    @translated
     async def forget_results(self, job_ids: Collection[str]) -> None:
         """Clear the file paths (and digests) of these jobs: their files are going away."""
         t = image_jobs
@@ -230,7 +232,7 @@ class JobStore:
                 stmt = update(t).where(t.c.id.in_(chunk)).values(results=[], sha256=[])
                 await conn.execute(stmt)
 
-    @_translated
+    @translated
     async def delete_ended_before(self, cutoff: datetime) -> int:
         """Delete jobs that are over and were created before ``cutoff``; how many."""
         t = image_jobs
@@ -239,7 +241,7 @@ class JobStore:
             result = await conn.execute(stmt)
         return int(result.rowcount)
 
-    @_translated
+    @translated
     async def delete(self, job_id: str) -> bool:
         """Forget a job (its files are the caller's business); False if it was unknown."""
         async with self._engine.begin() as conn:
@@ -329,9 +331,9 @@ def _job(row: Row[Any]) -> ImageJob:
         server_pk=row.server_id,
         user_pk=row.user_id,
         channel_pk=row.channel_id,
-        created_at=_utc(row.created_at),
-        started_at=_utc(row.started_at) if row.started_at else None,
-        finished_at=_utc(row.finished_at) if row.finished_at else None,
+        created_at=as_utc(row.created_at),
+        started_at=as_utc(row.started_at) if row.started_at else None,
+        finished_at=as_utc(row.finished_at) if row.finished_at else None,
         worker=row.worker,
         results=tuple(row.results or ()),
         sha256=tuple(row.sha256 or ()),
