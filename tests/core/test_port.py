@@ -105,3 +105,20 @@ async def test_the_admin_plugin_still_administers_through_its_port(echo_app: App
     assert answer.startswith("Plugin echo is now disabled in this server.")
     identity = await echo_app.services.storage.identify(origin())
     assert not await echo_app.plugins.is_enabled(identity.server_pk, "echo")
+
+
+def test_no_plugin_module_imports_the_houses_services_settings_or_storage() -> None:
+    import ast
+    from pathlib import Path
+
+    forbidden = {"Services", "Settings", "Storage", "PluginManager", "ServerState"}
+    found = []
+    for path in sorted(Path(__file__).resolve().parents[2].joinpath("plugins").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = {alias.name for alias in node.names}
+                if names & forbidden or (node.module or "").startswith(("bot", "storage.repo")):
+                    found.append(f"{path.name}: from {node.module} import {', '.join(names)}")
+            elif isinstance(node, ast.Import):
+                found += [f"{path.name}: import {a.name}" for a in node.names if a.name == "bot"]
+    assert found == []
