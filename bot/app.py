@@ -95,6 +95,13 @@ class App:
         _tune_gc()
         return cls(services, plugins, Router(services, plugins, agent))
 
+    async def server_moved(self, platform: str, old_id: str, new_id: str) -> None:
+        """A platform renamed a server (Telegram: a group became a supergroup): everything
+        kept for it — settings, enabled plugins, conversations — continues under the new id."""
+        if await self.services.storage.move_server(platform, old_id, new_id):
+            self.services.server_state.forget_chat_flags()
+            log.info("%s server %s is now %s", platform, old_id, new_id)
+
     async def aclose(self) -> None:
         """Unload plugins, then close storage (flushing pending writes)."""
         try:

@@ -19,7 +19,12 @@ from agents.config import AgentSettings, LLMSettings
 from core.config import Section
 from core.errors import ConfigError
 
-_SECRET_KEYS = {("discord", "token"), ("telegram", "token"), ("llm", "api_key")}
+_SECRET_KEYS = {
+    ("discord", "token"),
+    ("telegram", "token"),
+    ("telegram", "webhook_secret"),
+    ("llm", "api_key"),
+}
 
 
 class StorageSettings(Section):
@@ -71,9 +76,24 @@ class DiscordSettings(Section):
 
 
 class TelegramSettings(Section):
-    """Telegram adapter; the token comes only from ``ATELIER_TELEGRAM__TOKEN``."""
+    """Telegram adapter; the token comes only from ``ATELIER_TELEGRAM__TOKEN`` and the
+    webhook secret only from ``ATELIER_TELEGRAM__WEBHOOK_SECRET``."""
 
     token: SecretStr | None = None
+    # A self-hosted Bot API server (lifts the 50 MB file limit; the tests' fake).
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    mode: Literal["polling", "webhook"] = "polling"
+    poll_timeout_s: int = Field(default=30, ge=0, le=60)
+    webhook_url: str = ""  # the public https URL Telegram posts updates to
+    listen: str = "127.0.0.1"
+    port: int = Field(default=8443, ge=1, le=65535)
+    webhook_secret: SecretStr | None = None
+    chat_chats: list[str] = Field(default_factory=list)  # chat ids answered always
+    edit_interval_s: float = Field(default=1.0, ge=0.05)  # private chats
+    group_edit_interval_s: float = Field(default=3.0, ge=0.05)  # groups: 20 writes a minute
+    admin_cache_s: float = Field(default=60.0, ge=0)
+    max_file_mb: float = Field(default=50.0, gt=0)  # 2000 with a self-hosted Bot API server
 
 
 class Settings(BaseSettings):

@@ -42,6 +42,18 @@ class CommandMenus:
             key=lambda cmd: cmd.name,
         )
 
+    def default_commands(self) -> list[Command]:
+        """The commands of the plugins on by default (a platform's menu for new chats)."""
+        return sorted(
+            (
+                cmd
+                for loaded in self._plugins.loaded.values()
+                if self._plugins.default_enabled(loaded.plugin)
+                for cmd in loaded.plugin.commands.values()
+            ),
+            key=lambda cmd: cmd.name,
+        )
+
     def subscribe(self, platform: str, listener: Listener) -> None:
         """Call ``listener(server_id)`` when a server of ``platform`` changes its commands."""
         self._listeners.setdefault(platform, []).append(listener)

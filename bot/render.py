@@ -8,8 +8,10 @@ messages (split without breaking code blocks, ``bot.text``), at most ``max_chunk
 them: the last then says that the rest follows as a ``.txt`` file, attached when the
 reply ends. Progress and buttons sent before any content (a Cancel button) share one
 placeholder message that the first content replaces; progress keeps a write budget free
-for the result. Files over the upload limit are replaced by a note. This module decides
-nothing about *what* to say and never touches a platform SDK: the target does.
+for the result. A target with drafts (Telegram's private chats) shows streaming text as
+a draft and posts the message once, when it is whole. Files over the upload limit are
+replaced by a note. This module decides nothing about *what* to say and never touches a
+platform SDK: the target does.
 """
 
 from __future__ import annotations
@@ -242,6 +244,8 @@ class Reply(Generic[M]):
         """Bring the text's messages up to date: edit changed ones, post new ones."""
         async with self._lock:
             self._dirty = False
+            if not final and await self._drafted():
+                return
             for index, shown in enumerate(self._layout(final)):
                 if index < len(self._shown) and self._shown[index] == shown:
                     continue
@@ -257,6 +261,21 @@ class Reply(Generic[M]):
                     self._messages.append(await self._post_text(content, files))
                     self._shown.append(shown)
                 self._last_write = time.monotonic()
+
+    async def _drafted(self) -> bool:
+        """Show streaming text as the platform's draft (Telegram's private chats), which
+        costs no message writes, while nothing else is shown and it fits one message.
+
+        A target offers this with ``async def draft(content) -> bool`` (False: drafts do
+        not work here; the reply falls back to posting and editing)."""
+        draft = getattr(self._target, "draft", None)
+        text = self._text()
+        if draft is None or self._messages or self._placeholder is not None or not text:
+            return False
+        if len(text) > self._limits.message_chars or not await draft(text):
+            return False
+        self._last_write = time.monotonic()
+        return True
 
     def _layout(self, final: bool) -> list[_Shown]:
         """The text's messages: chunks, then (text too long) a note with the rest as a file.

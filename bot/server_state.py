@@ -47,7 +47,11 @@ class ServerState:
 
     async def _changed(self, scope: Scope, target: int, namespace: str, key: str) -> None:
         if (namespace, key) == (CORE, "chat"):
-            self._chat.invalidate(None)
+            self.forget_chat_flags()
+
+    def forget_chat_flags(self) -> None:
+        """Drop every cached chat-channel flag (a flag changed, or a server was renamed)."""
+        self._chat.invalidate(None)
 
     def __len__(self) -> int:
         return len(self._chat)

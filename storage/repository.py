@@ -209,6 +209,41 @@ class Storage:
             return await self._ensure(conn, servers, keys, name)
 
     @translated
+    async def move_server(self, platform: str, old_id: str, new_id: str) -> bool:
+        """The platform gave a server a new id (a Telegram group that became a supergroup):
+        keep its row — settings, plugins, channels and conversations — under the new id.
+
+        Channels named after the old id (the chat itself, ``old:topic``) follow. A row that
+        already appeared under the new id (a message that raced the migration) is merged
+        away. False when no server had the old id.
+        """
+        s, c = servers.c, channels.c
+        async with self._engine.begin() as conn:
+            old = (
+                await conn.execute(
+                    select(s.id).where(s.platform == platform, s.external_id == old_id)
+                )
+            ).scalar_one_or_none()
+            if old is None:
+                return False
+            await conn.execute(
+                delete(servers).where(s.platform == platform, s.external_id == new_id)
+            )
+            await conn.execute(update(servers).where(s.id == old).values(external_id=new_id))
+            for row in (
+                await conn.execute(select(c.id, c.external_id).where(c.server_id == old))
+            ).all():
+                name = str(row.external_id)
+                if name == old_id or name.startswith(f"{old_id}:"):
+                    moved = new_id + name[len(old_id) :]
+                    await conn.execute(
+                        update(channels).where(c.id == row.id).values(external_id=moved)
+                    )
+        for key in [k for k in self._identities if k[0] == platform and k[1] == old_id]:
+            del self._identities[key]
+        return True
+
+    @translated
     async def server_ref(self, server_pk: int) -> tuple[str, str] | None:
         """``(platform, the platform's server id)`` of a stored server, or None."""
         stmt = select(servers.c.platform, servers.c.external_id).where(servers.c.id == server_pk)

@@ -8,6 +8,7 @@ offered, never what a real model would say.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -74,3 +75,24 @@ class ScriptedChatModel(GenericFakeChatModel):
                 ],
             )
             yield ChatGenerationChunk(message=chunk)
+
+
+class PacedChatModel(ScriptedChatModel):
+    """``ScriptedChatModel`` that waits ``pause`` seconds before each streamed chunk after
+    the first, as a real model's words trickle in (0: all at once)."""
+
+    pause: float = 0.0
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        first = True
+        async for chunk in super()._astream(messages, stop, run_manager, **kwargs):
+            if not first and self.pause:
+                await asyncio.sleep(self.pause)
+            first = False
+            yield chunk

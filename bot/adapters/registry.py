@@ -38,8 +38,20 @@ def _build_discord(app: App, settings: Settings) -> Adapter:
     return DiscordAdapter(app, settings.discord)
 
 
+def _telegram_configured(settings: Settings) -> bool:
+    token = settings.telegram.token
+    return token is not None and bool(token.get_secret_value())
+
+
+def _build_telegram(app: App, settings: Settings) -> Adapter:
+    from bot.adapters.telegram import TelegramAdapter
+
+    return TelegramAdapter(app, settings.telegram)
+
+
 ENTRIES: tuple[Entry, ...] = (
     Entry("discord", "ATELIER_DISCORD__TOKEN", _discord_configured, _build_discord),
+    Entry("telegram", "ATELIER_TELEGRAM__TOKEN", _telegram_configured, _build_telegram),
 )
 
 

@@ -4,22 +4,17 @@ started ``ChatRoomAdapter``."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatGenerationChunk
 
 from bot.app import App
 from bot.config import LimitsSettings, PluginsSettings, Settings
 from bot.plugins import Source
 from tests.chatroom.adapter import ChatRoom, ChatRoomAdapter
-from tests.fakes import ScriptedChatModel, script
+from tests.fakes import PacedChatModel, ScriptedChatModel, script
 
 ANSWER = "hello there"
 
@@ -36,27 +31,6 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         limits=LimitsSettings(user_burst=1000, server_burst=1000),
         plugins=PluginsSettings(disable_entry_points=True),
     )
-
-
-class PacedChatModel(ScriptedChatModel):
-    """``ScriptedChatModel`` that waits ``pause`` seconds before each streamed chunk after
-    the first, as a real model's words trickle in (0: all at once)."""
-
-    pause: float = 0.0
-
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        first = True
-        async for chunk in super()._astream(messages, stop, run_manager, **kwargs):
-            if not first and self.pause:
-                await asyncio.sleep(self.pause)
-            first = False
-            yield chunk
 
 
 @pytest.fixture

@@ -29,8 +29,8 @@ from core.events import (
     TextDelta,
 )
 from tests.chatroom.adapter import BOT, PLATFORM, ChatRoom, ChatRoomAdapter
-from tests.chatroom.conftest import ANSWER, PacedChatModel
-from tests.fakes import ScriptedChatModel, script, tool_call
+from tests.chatroom.conftest import ANSWER
+from tests.fakes import PacedChatModel, ScriptedChatModel, script, tool_call
 
 COMMANDS_HERE = "/calc, /channel, /forget, /help, /imagine, /plugins, /prefs, /prompt"
 COMMANDS_BUT_CALC = COMMANDS_HERE.removeprefix("/calc, ")
