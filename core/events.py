@@ -193,10 +193,14 @@ class Error:
 
 
 def _too_big(filename: str, size: int, cap: int) -> str:
-    mb = 1024 * 1024
     # The name is the sender's text: shown as data (repr), cut to a sane length.
     name = repr(filename[:80])
-    return f"The file {name} is {size / mb:.1f} MB; the limit is {cap / mb:.1f} MB."
+    return f"The file {name} is {_size(size)}; the limit is {_size(cap)}."
+
+
+def _size(count: int) -> str:
+    mb = 1024 * 1024
+    return f"{count / mb:.1f} MB" if count >= mb else f"{max(1, round(count / 1024))} KB"
 
 
 ReplyPart = TextDelta | Text | Image | File | Buttons | Progress | Error

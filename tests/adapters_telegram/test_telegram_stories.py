@@ -263,3 +263,46 @@ async def test_where_drafts_fail_the_reply_falls_back_to_editing(tg: Tg) -> None
 
     await tg.fake.until(lambda: _texts(tg.fake.bot_messages(chat)) == [ANSWER])
     assert len(tg.fake.calls_of("sendMessageDraft")) == 1  # tried once, then not again
+
+
+async def test_a_server_error_is_retried_and_the_message_still_arrives(tg: Tg) -> None:
+    ada = tg.fake.user("Ada")
+    chat = tg.fake.private_chat(ada)
+    tg.fake.fail_next("sendMessage", status=502, retry_after=None)
+
+    await tg.fake.send_text(chat, ada, "/help")
+
+    await tg.fake.until(lambda: tg.fake.bot_messages(chat), within=15)
+    assert _texts(tg.fake.bot_messages(chat))[0].startswith("Commands here:")
+    assert len(tg.fake.calls_of("sendMessage")) == 2
+
+
+async def test_a_document_over_the_cap_is_refused_without_a_download(tg: Tg) -> None:
+    from bot.plugins import Source
+
+    tg.app.services.settings.limits.max_attachment_mb = 0.001  # about 1 KB
+    tg.app.plugins.sources["gate"] = Source("gate", "tests.core.gate_plugin")
+    await tg.app.plugins.load("gate")
+    ada = tg.fake.user("Ada")
+    chat = tg.fake.private_chat(ada)
+
+    await tg.fake.send_document(chat, ada, "big.bin", b"x" * 5000, caption="/upload")
+
+    await tg.fake.until(lambda: tg.fake.bot_messages(chat))
+    assert _texts(tg.fake.bot_messages(chat)) == [
+        "⚠️ The file 'big.bin' is 5 KB; the limit is 1 KB."
+    ]
+    assert not tg.fake.calls_of("getFile")
+
+
+async def test_an_oversize_message_gets_a_polite_refusal(tg: Tg) -> None:
+    ada = tg.fake.user("Ada")
+    chat = tg.fake.private_chat(ada)
+
+    await tg.fake.send_text(chat, ada, "x" * 4096)
+
+    await tg.fake.until(lambda: tg.fake.bot_messages(chat))
+    assert _texts(tg.fake.bot_messages(chat)) == [
+        "⚠️ Your message is 4096 characters long; the limit is 4000."
+    ]
+    assert tg.model.seen == []

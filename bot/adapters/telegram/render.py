@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Hashable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from functools import partial
+from typing import Any, TypeVar
 
 from telegram import (
     Bot,
@@ -24,8 +25,8 @@ from telegram import (
     Message,
     ReplyParameters,
 )
-from telegram.constants import ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
 
 from bot.render import KEEP, Keep, Upload
 from core.events import Buttons
@@ -39,6 +40,8 @@ CAPTION_LIMIT = 1024
 CALLBACK_DATA_BYTES = 64
 PHOTO_BYTES = 10 * 1024 * 1024
 _PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+_RETRY_DELAYS_S = (0.5, 1.5)
+T = TypeVar("T")
 _BLANK = "…"  # Telegram refuses empty text; a message that only carries buttons shows this
 
 
@@ -73,13 +76,15 @@ class TelegramTarget:
         if files:
             return await self._send_files(content, files, keyboard(buttons))
         markup = keyboard(buttons)
-        sent = await self._bot.send_message(
-            self._chat_id,
-            to_html(content) if content.strip() else _BLANK,
-            parse_mode=ParseMode.HTML,
-            reply_markup=markup,
-            reply_parameters=self._replying(),
-            message_thread_id=self._thread_id,
+        sent = await _retrying(
+            lambda: self._bot.send_message(
+                self._chat_id,
+                to_html(content) if content.strip() else _BLANK,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                reply_parameters=self._replying(),
+                message_thread_id=self._thread_id,
+            )
         )
         self._markup[sent.message_id] = markup
         return sent
@@ -100,14 +105,14 @@ class TelegramTarget:
         if files:
             text = "" if isinstance(content, Keep) or content is None else content
             replacement = await self._send_files(text, files, markup)
-            await self._quietly(self._bot.delete_message(self._chat_id, current.message_id))
+            await self._quietly(lambda: self._bot.delete_message(self._chat_id, current.message_id))
             self._moved[current.message_id] = replacement
             return
         if not isinstance(content, Keep):
             await self._edit_text(current, content or _BLANK, markup)
         elif not isinstance(buttons, Keep):
             await self._quietly(
-                self._bot.edit_message_reply_markup(
+                lambda: self._bot.edit_message_reply_markup(
                     self._chat_id, current.message_id, reply_markup=markup
                 )
             )
@@ -133,7 +138,7 @@ class TelegramTarget:
     async def delete(self, message: Message) -> None:
         """Delete a sent message (gone already: nothing to do)."""
         current = self._current(message)
-        await self._quietly(self._bot.delete_message(self._chat_id, current.message_id))
+        await self._quietly(lambda: self._bot.delete_message(self._chat_id, current.message_id))
 
     async def error(self, message: str, placeholder: Message | None) -> None:
         """An error is a visible reply (Telegram has no private replies in groups)."""
@@ -162,7 +167,8 @@ class TelegramTarget:
         self, message: Message, content: str, markup: InlineKeyboardMarkup | None
     ) -> None:
         if message.photo or message.document:
-            call = self._bot.edit_message_caption(
+            call: Callable[[], Awaitable[object]] = partial(
+                self._bot.edit_message_caption,
                 self._chat_id,
                 message.message_id,
                 caption=to_html(content[:CAPTION_LIMIT]),
@@ -170,7 +176,8 @@ class TelegramTarget:
                 reply_markup=markup,
             )
         else:
-            call = self._bot.edit_message_text(
+            call = partial(
+                self._bot.edit_message_text,
                 to_html(content),
                 self._chat_id,
                 message.message_id,
@@ -198,28 +205,56 @@ class TelegramTarget:
             }
             if _is_photo(upload, data):
                 try:
-                    sent = await self._bot.send_photo(
-                        self._chat_id, InputFile(data, filename=upload.filename), **fields
+                    await self._action(ChatAction.UPLOAD_PHOTO)
+                    photo = InputFile(data, filename=upload.filename)
+                    sent = await _retrying(
+                        partial(self._bot.send_photo, self._chat_id, photo, **fields)
                     )
                     continue
                 except BadRequest as exc:  # e.g. dimensions Telegram will not take as a photo
                     log.info("telegram: %s sent as a document: %s", upload.filename, exc)
-            sent = await self._bot.send_document(
-                self._chat_id, InputFile(data, filename=upload.filename), **fields
+            await self._action(ChatAction.UPLOAD_DOCUMENT)
+            document = InputFile(data, filename=upload.filename)
+            sent = await _retrying(
+                partial(self._bot.send_document, self._chat_id, document, **fields)
             )
         assert sent is not None
         self._markup[sent.message_id] = markup
         return sent
 
-    async def _quietly(self, call: object) -> None:
-        """Await an edit or delete; "not modified" and "not found" are not failures."""
+    async def _quietly(self, call: Callable[[], Awaitable[object]]) -> None:
+        """An edit or delete; "not modified" and "not found" are not failures."""
         try:
-            await call  # type: ignore[misc]
+            await _retrying(call)
         except BadRequest as exc:
             text = str(exc).lower()
             if "not modified" in text or "not found" in text:
                 return
             raise
+
+    async def _action(self, action: str) -> None:
+        try:
+            await self._bot.send_chat_action(self._chat_id, action, self._thread_id)
+        except TelegramError as exc:
+            log.debug("telegram: chat action failed: %s", exc)
+
+
+async def _retrying(call: Callable[[], Awaitable[T]]) -> T:
+    """``call()``, again after a network failure or a server error (5xx), twice at most.
+
+    Not after a timeout: the request may have arrived, and a message must not come twice.
+    (429s are PTB's ``AIORateLimiter``'s, with the wait Telegram asks for.)"""
+    for delay in _RETRY_DELAYS_S:
+        try:
+            return await call()
+        except TimedOut:
+            raise
+        except NetworkError as exc:
+            if isinstance(exc, BadRequest | Forbidden):
+                raise
+            log.info("telegram: %s; trying again in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+    return await call()
 
 
 def keyboard(buttons: Buttons | None) -> InlineKeyboardMarkup | None:
