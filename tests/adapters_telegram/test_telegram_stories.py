@@ -306,3 +306,27 @@ async def test_an_oversize_message_gets_a_polite_refusal(tg: Tg) -> None:
         "⚠️ Your message is 4096 characters long; the limit is 4000."
     ]
     assert tg.model.seen == []
+
+
+async def test_a_reply_to_the_bot_and_a_chat_chat_are_answered_in_groups(tg: Tg) -> None:
+    group = tg.fake.group("Lab")
+    alice, bob = tg.fake.user("Alice"), tg.fake.user("Bob")
+    tg.fake.make_admin(group, alice)
+    await tg.fake.send_text(group, bob, "/help")
+    await tg.fake.until(lambda: tg.fake.bot_messages(group))
+    help_id = tg.fake.bot_messages(group)[0]["message_id"]
+
+    await tg.fake.send_text(group, bob, "thanks, and what else?", reply_to_bot=help_id)
+    await tg.fake.until(lambda: len(tg.fake.bot_messages(group)) == 2)
+    await tg.fake.send_text(group, bob, "nobody asked you")  # not answered yet
+    await tg.fake.send_text(group, alice, "/channel chat on")
+    await tg.fake.until(lambda: len(tg.fake.bot_messages(group)) == 3)
+    await tg.fake.send_text(group, bob, "now you hear everything")
+    await tg.fake.until(lambda: len(tg.fake.bot_messages(group)) == 4)
+
+    assert _texts(tg.fake.bot_messages(group))[1:] == [
+        "Hello from Telegram.",
+        "I will answer every message in this channel.",
+        "Hello from Telegram.",
+    ]
+    assert len(tg.model.seen) == 2
