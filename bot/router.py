@@ -13,10 +13,9 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from functools import partial
 from typing import Any, cast
 
 from langchain_core.tools import BaseTool
@@ -25,6 +24,8 @@ from pydantic import BaseModel
 from agents.agent import Agent, Turn
 from bot.cache import LRUDict
 from bot.commands import bind, resolve
+from bot.incidents import internal_error
+from bot.outbound import outbound
 from bot.plugins import Loaded, PluginManager
 from bot.ratelimit import TokenBuckets
 from bot.services import Services
@@ -35,10 +36,8 @@ from core.errors import (
     CommandError,
     InputRejected,
     PermissionDenied,
-    PluginError,
     RateLimited,
     UserError,
-    new_error_id,
 )
 from core.events import (
     Attachment,
@@ -50,13 +49,11 @@ from core.events import (
     Origin,
     ReplyPart,
     Text,
-    TextDelta,
 )
 from core.plugin import Command, CommandContext, HookContext, Outbound, ToolContext
 from storage.repository import Identity
 
 log = logging.getLogger(__name__)
-HOLD_CHARS = 200  # buffered outbound hooks see a streamed reply every this many characters
 ATTACHMENT_ONLY_NOTE = "I can only read text for now — please write your request as a message."
 
 
@@ -201,37 +198,16 @@ class Router:
     async def _outbound(
         self, parts: AsyncIterator[ReplyPart], enabled: list[Loaded], caller: Caller
     ) -> AsyncIterator[ReplyPart]:
-        """Enabled plugins' outbound hooks, in priority order; buffered ones gate the text."""
-        hooks = sorted(
-            ((item, spec) for item in enabled for spec in item.plugin.outbound_hooks),
-            key=lambda pair: (pair[1].priority, pair[0].plugin.name),
-        )
-        gates = [pair for pair in hooks if pair[1].buffered]
-        each = [pair for pair in hooks if not pair[1].buffered]
-        if gates:
-            parts = _held(parts, partial(self._hooked, gates, caller))
-        async for part in parts:
-            current = await self._hooked(each, caller, part)
-            if current is not None:
-                yield current
+        """Enabled plugins' outbound hooks (``bot.outbound``)."""
+        async for part in outbound(parts, enabled, caller, self._run_hook):
+            yield part
 
-    async def _hooked(
-        self, hooks: list[tuple[Loaded, Outbound]], caller: Caller, part: ReplyPart
+    async def _run_hook(
+        self, loaded: Loaded, caller: Caller, spec: Outbound, part: ReplyPart
     ) -> ReplyPart | None:
-        """``part`` through ``hooks``; None when one dropped it. A failing hook turns the
-        part into an error notice (behind a buffered hook, that stops the reply)."""
-        current: ReplyPart | None = part
-        for loaded, spec in hooks:
-            if current is None:
-                return None
-            try:
-                config = await self._config(loaded, caller)
-                ctx = HookContext(caller, config)
-                current = await self.plugins.call(loaded.plugin.name, spec.hook(ctx, current))
-            except PluginError as exc:
-                # The part is replaced by a notice; behind a buffered hook that ends the reply.
-                return Error(internal_error(exc, "outbound hook"))
-        return current
+        """One outbound hook on one part, with the plugin's config and time limit."""
+        ctx = HookContext(caller, await self._config(loaded, caller))
+        return await self.plugins.call(loaded.plugin.name, spec.hook(ctx, part))
 
     async def _dispatch(
         self, event: Event, identity: Identity, caller: Caller, enabled: list[Loaded]
@@ -395,65 +371,6 @@ class _Notices:
 
     def __len__(self) -> int:
         return len(self._until)
-
-
-def internal_error(exc: BaseException, where: str) -> str:
-    """Log ``exc`` under a fresh error id; the short text to show instead of its details.
-
-    Raw exception text (hosts, paths, SQL) never reaches a user or the model: they get
-    the id, the operator finds the id in the log.
-    """
-    error_id = new_error_id()
-    if isinstance(exc, PluginError):
-        log.error("[%s] %s: %s", error_id, where, exc, exc_info=exc.__cause__ or exc)
-        return f"The {exc.plugin} plugin failed (error id {error_id}); the problem was logged."
-    log.error("[%s] %s failed", error_id, where, exc_info=exc)
-    return f"Something went wrong on my side (error id {error_id}); the problem was logged."
-
-
-async def _held(
-    parts: AsyncIterator[ReplyPart], check: Callable[[ReplyPart], Awaitable[ReplyPart | None]]
-) -> AsyncIterator[ReplyPart]:
-    """Hold streamed text until ``check`` (the buffered hooks) released it.
-
-    Deltas are collected and checked as ``Text`` of the whole answer so far every
-    ``HOLD_CHARS`` characters; what passes goes out as one delta. A final ``Text`` that
-    comes back changed replaces the answer. Anything else a text check returns (an
-    ``Error`` notice), or None, ends the reply there: held text never reaches the user.
-    Other parts are checked one by one (None drops the part).
-    """
-    shown, held = "", ""
-    async for part in parts:
-        if isinstance(part, TextDelta):
-            held += part.text
-            if len(held) < HOLD_CHARS:
-                continue
-            verdict = await check(Text(shown + held))
-            if verdict != Text(shown + held):
-                if verdict is not None:
-                    yield verdict
-                return
-            yield TextDelta(held)
-            shown, held = shown + held, ""
-            continue
-        verdict = await check(part)
-        if isinstance(part, Text):
-            if not isinstance(verdict, Text):
-                if verdict is not None:
-                    yield verdict
-                return
-            rest = part.text[len(shown) :] if part.text.startswith(shown) else ""
-            if verdict == part and held and rest:
-                yield TextDelta(rest)  # the deltas still add up to the final text
-            shown, held = part.text, ""
-        if verdict is not None:
-            yield verdict
-    if held:  # a stream that ended without its final Text
-        verdict = await check(Text(shown + held))
-        if verdict == Text(shown + held):
-            yield TextDelta(held)
-        elif verdict is not None:
-            yield verdict
 
 
 def _caller(event: Event, identity: Identity, actions: Actions | None) -> Caller:
