@@ -1,4 +1,6 @@
-"""Retrieval engine (chromadb store, embeddings, chunking, ingestion) — no chat code.
+"""Retrieval engine for the knowledge base — no chat code, no platform SDK.
 
-Empty until the knowledge-base issue; see ARCHITECTURE.md.
+``rag.extract`` turns an uploaded file into clean text sections; ``rag.chunking`` cuts
+them into chunks that fit an embedding model. Planned: the store, embeddings, ingestion
+(see ARCHITECTURE.md).
 """
