@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.plugins import PluginManager
+    from bot.plugins import Loaded, PluginManager
     from core.plugin import Command
     from storage.repository import Storage
 
@@ -36,23 +36,12 @@ class CommandMenus:
     async def commands_for(self, platform: str, server_id: str, name: str = "") -> list[Command]:
         """The commands of the plugins enabled in that server, sorted by name."""
         server_pk = await self._storage.server_key(platform, server_id, name)
-        enabled = await self._plugins.enabled_for(server_pk)
-        return sorted(
-            (cmd for item in enabled for cmd in item.plugin.commands.values()),
-            key=lambda cmd: cmd.name,
-        )
+        return _commands(await self._plugins.enabled_for(server_pk))
 
     def default_commands(self) -> list[Command]:
         """The commands of the plugins on by default (a platform's menu for new chats)."""
-        return sorted(
-            (
-                cmd
-                for loaded in self._plugins.loaded.values()
-                if self._plugins.default_enabled(loaded.plugin)
-                for cmd in loaded.plugin.commands.values()
-            ),
-            key=lambda cmd: cmd.name,
-        )
+        loaded = self._plugins.loaded.values()
+        return _commands([item for item in loaded if self._plugins.default_enabled(item.plugin)])
 
     def subscribe(self, platform: str, listener: Listener) -> None:
         """Call ``listener(server_id)`` when a server of ``platform`` changes its commands."""
@@ -78,3 +67,11 @@ class CommandMenus:
                 await listener(server_id)
             except Exception:
                 log.exception("command menu listener failed")
+
+
+def _commands(plugins: list[Loaded]) -> list[Command]:
+    """The commands of ``plugins``, sorted by name."""
+    return sorted(
+        (cmd for item in plugins for cmd in item.plugin.commands.values()),
+        key=lambda cmd: cmd.name,
+    )

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Hashable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
@@ -203,6 +203,25 @@ class Reply(Generic[M]):
             await self._target.edit(placeholder, content=None)
         if not self._posted:
             await self._target.empty()
+
+    async def render(
+        self, parts: AsyncIterator[ReplyPart], *, started: Callable[[], object] | None = None
+    ) -> None:
+        """Render a whole reply stream, then ``finish()``; the stream is closed in any case
+        (the router's holds the conversation's turn lock until then). ``started`` is called
+        at the first part (an adapter stops its "typing…" there)."""
+        try:
+            async for part in parts:
+                if started is not None:
+                    started()
+                    started = None
+                await self.part(part)
+            await self.finish()
+        finally:
+            await self.abort()
+            closer = getattr(parts, "aclose", None)
+            if closer is not None:
+                await closer()
 
     async def abort(self) -> None:
         """Stop a pending throttled edit (the reply is being dropped)."""

@@ -346,14 +346,9 @@ class ChatRoomAdapter:
         lock until then)."""
         target = RoomTarget(self.room, server, channel, self.limits.file_bytes)
         reply: Reply[Message] = Reply(target, self._budget, self.limits)
-        guarded = _guarded(parts)
         try:
-            async for part in guarded:
-                await reply.part(part)
-            await reply.finish()
+            await reply.render(_guarded(parts))
         finally:
-            await reply.abort()
-            await guarded.aclose()
             closer = getattr(parts, "aclose", None)
             if closer is not None:
                 await closer()

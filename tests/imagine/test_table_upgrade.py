@@ -14,7 +14,6 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.app import App
 from bot.config import Settings
@@ -24,6 +23,7 @@ from plugins.imagine.jobs import JobStore
 from storage import Storage
 from tests.fakes import ScriptedChatModel, script
 from tests.imagine.fake_backend import FakeImageBackend
+from tests.storage.conftest import run_on
 
 MIGRATIONS = Path(tables.__file__).parent / "migrations"
 ALL_INDEXES = {
@@ -77,15 +77,6 @@ def _legacy_image_jobs(conn: Connection, *, with_0003: bool) -> None:
         op.create_index("ix_image_jobs_created_at", "image_jobs", ["created_at"])
 
 
-async def _run(url: str, work: Callable[[Connection], object]) -> object:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            return await conn.run_sync(work)
-    finally:
-        await engine.dispose()
-
-
 def _state(conn: Connection) -> dict[str, object]:
     """The plugin's revision, the table's indexes, and model-vs-database differences."""
     found = inspect(conn)
@@ -111,13 +102,13 @@ async def test_a_fresh_database_gets_the_table_from_the_plugins_own_migrations(
 ) -> None:
     storage = await Storage.open(database_url)
     try:
-        assert not await _run(database_url, lambda c: inspect(c).has_table("image_jobs"))
+        assert not await run_on(database_url, lambda c: inspect(c).has_table("image_jobs"))
         await storage.upgrade_plugin("imagine", MIGRATIONS, tables.metadata)
         await storage.upgrade_plugin("imagine", MIGRATIONS, tables.metadata)  # idempotent
     finally:
         await storage.close()
 
-    state = await _run(database_url, _state)
+    state = await run_on(database_url, _state)
     assert state == {"revision": "imagine_0001", "indexes": ALL_INDEXES, "diff": [], "rows": []}
 
 
@@ -127,7 +118,7 @@ async def test_a_database_from_before_keeps_its_jobs_and_gains_what_it_lacks(
     storage = await Storage.open(database_url)  # the core at 0003: no image_jobs any more
     ids = await storage.identify(make_origin())
     await storage.close()
-    await _run(database_url, lambda c: _legacy_image_jobs(c, with_0003=False))  # as at 0002
+    await run_on(database_url, lambda c: _legacy_image_jobs(c, with_0003=False))  # as at 0002
     old_job = {
         "id": "a" + "0" * 31,
         "status": "queued",
@@ -141,7 +132,7 @@ async def test_a_database_from_before_keeps_its_jobs_and_gains_what_it_lacks(
         "sha256": [],
         "created_at": datetime(2026, 12, 1, 10, tzinfo=UTC),
     }
-    await _run(database_url, lambda c: c.execute(tables.image_jobs.insert().values(old_job)))
+    await run_on(database_url, lambda c: c.execute(tables.image_jobs.insert().values(old_job)))
 
     fake = FakeImageBackend()
     settings = Settings(
@@ -156,7 +147,7 @@ async def test_a_database_from_before_keeps_its_jobs_and_gains_what_it_lacks(
         assert job is not None and job.params["prompt"] == "an old fox"
         assert [request.prompt for request in fake.submitted] == ["an old fox"]  # recovered
 
-    state = await _run(database_url, _state)
+    state = await run_on(database_url, _state)
     assert state["revision"] == "imagine_0001"
     assert state["indexes"] == ALL_INDEXES  # 0003's two indexes added, nothing doubled
     assert state["diff"] == []

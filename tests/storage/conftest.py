@@ -15,7 +15,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy import make_url
+from sqlalchemy import Connection, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.events import Origin
 from storage import Storage
@@ -114,3 +115,13 @@ def make_origin() -> MakeOrigin:
         )
 
     return make
+
+
+async def run_on(url: str, work: Callable[[Connection], object]) -> object:
+    """Run ``work`` on a connection of a fresh engine for ``url``, in one transaction."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            return await conn.run_sync(work)
+    finally:
+        await engine.dispose()

@@ -16,6 +16,7 @@ from core.errors import StorageError
 from core.events import Origin
 from storage import Storage
 from storage.models import metadata
+from tests.storage.conftest import run_on
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "storage" / "migrations"
 
@@ -168,20 +169,11 @@ def _migrate(conn: Connection, target: str) -> None:
         command.downgrade(alembic_config(conn), target)
 
 
-async def _on(url: str, work: Callable[[Connection], object]) -> object:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            return await conn.run_sync(work)
-    finally:
-        await engine.dispose()
-
-
 async def test_values_from_before_scoped_settings_move_over_and_back(
     database_url: str, make_origin: Callable[..., Origin]
 ) -> None:
     storage = await Storage.open(database_url, migrate=False)
-    await _on(database_url, lambda c: _migrate(c, "0003"))
+    await run_on(database_url, lambda c: _migrate(c, "0003"))
     ids = await storage.identify(make_origin())
     await storage.close()
     old = [
@@ -198,8 +190,8 @@ async def test_values_from_before_scoped_settings_move_over_and_back(
         for sql, extra in old:
             conn.execute(text(sql), {"s": ids.server_pk, "c": ids.channel_pk, **extra})
 
-    await _on(database_url, fill)
-    await _on(database_url, lambda c: _migrate(c, "head"))
+    await run_on(database_url, fill)
+    await run_on(database_url, lambda c: _migrate(c, "head"))
 
     storage = await Storage.open(database_url)
     try:
@@ -212,7 +204,7 @@ async def test_values_from_before_scoped_settings_move_over_and_back(
     finally:
         await storage.close()
 
-    await _on(database_url, lambda c: _migrate(c, "0003"))
+    await run_on(database_url, lambda c: _migrate(c, "0003"))
 
     def back(conn: Connection) -> tuple[object, ...]:
         prompt = conn.execute(text("SELECT system_prompt FROM servers")).scalar()
@@ -221,7 +213,7 @@ async def test_values_from_before_scoped_settings_move_over_and_back(
         config = row[2] if isinstance(row[2], dict) else json.loads(row[2])
         return prompt, bool(chat), row[0], bool(row[1]), config
 
-    assert await _on(database_url, back) == (
+    assert await run_on(database_url, back) == (
         "Be terse.",
         True,
         "calculator",

@@ -336,15 +336,7 @@ class DiscordAdapter:
         """Feed every part to a ``Reply``; the router's stream is closed in any case (it
         holds the conversation's turn lock until then)."""
         reply: Reply[discord.Message] = Reply(DiscordTarget(sink), self._budget, self.limits)
-        try:
-            async for part in parts:
-                await reply.part(part)
-            await reply.finish()
-        finally:
-            await reply.abort()
-            closer = getattr(parts, "aclose", None)
-            if closer is not None:
-                await closer()
+        await reply.render(parts)
 
     def _spawn(self, guild: discord.Guild | None, work: Coroutine[Any, Any, None]) -> None:
         """Run a reply in its own task, remembered per guild so leaving can drop it."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,7 @@ from bot.cache import LRUDict, TTLCache
 from bot.render import Reply, WriteBudget
 from core.adapter import BUTTONS, EDITS, FILES, Limits, NoActions
 from core.errors import AtelierError, ConfigError
-from core.events import ButtonEvent, Event, MessageEvent, ReplyPart
+from core.events import ButtonEvent, Event, MessageEvent
 from core.plugin import Command
 
 from .render import CALLBACK_DATA_BYTES, MESSAGE_LIMIT, TelegramTarget
@@ -183,15 +183,7 @@ class TelegramAdapter:
             return
         event = _with_admin(found, await self._is_admin(chat, user))
         self._ensure_menu(chat)
-        target = TelegramTarget(
-            self.application.bot,
-            chat.id,
-            reply_to=message.message_id,
-            thread_id=thread,
-            upload_limit=self.limits.file_bytes,
-            drafts=chat.type == Chat.PRIVATE,
-        )
-        await self._render(event, target, chat)
+        await self._render(event, message, thread, drafts=chat.type == Chat.PRIVATE)
 
     async def _on_press(self, query: CallbackQuery) -> None:
         """A keyboard press: always answered (a stale button too), then routed."""
@@ -206,32 +198,31 @@ class TelegramAdapter:
         thread = message.message_thread_id if message.is_topic_message else None
         admin = await self._is_admin(chat, query.from_user)
         origin = origin_of(chat, query.from_user, thread_id=thread, is_admin=admin)
+        await self._render(ButtonEvent(origin, query.data), message, thread, drafts=False)
+
+    async def _render(
+        self, event: Event, answering: Message, thread: int | None, *, drafts: bool
+    ) -> None:
+        """Route the event and render its reply to ``answering`` in its chat; "typing…"
+        shows until the reply begins."""
+        chat = answering.chat
+        private = chat.type == Chat.PRIVATE
         target = TelegramTarget(
             self.application.bot,
             chat.id,
-            reply_to=message.message_id,
+            reply_to=answering.message_id,
             thread_id=thread,
             upload_limit=self.limits.file_bytes,
+            drafts=drafts,
         )
-        await self._render(ButtonEvent(origin, query.data), target, chat)
-
-    async def _render(self, event: Event, target: TelegramTarget, chat: Chat) -> None:
-        """Route the event and render its reply; "typing…" shows while it is worked on."""
-        private = chat.type == Chat.PRIVATE
         reply: Reply[Message] = Reply(target, self._budgets[private], self._limits[private])
         typing = asyncio.create_task(self._typing(chat.id))
-        parts: AsyncIterator[ReplyPart] = self.app.router.handle(event, actions=self._actions)
         try:
-            async for part in parts:
-                typing.cancel()
-                await reply.part(part)
-            await reply.finish()
+            await reply.render(
+                self.app.router.handle(event, actions=self._actions), started=typing.cancel
+            )
         finally:
             typing.cancel()
-            await reply.abort()
-            closer = getattr(parts, "aclose", None)
-            if closer is not None:
-                await closer()
 
     async def _typing(self, chat_id: int) -> None:
         while True:
