@@ -86,6 +86,7 @@ class Agent:
         by_name = {tool.name: tool for tool in turn.tools}
         pieces: list[str] = []
         results: list[str] = []  # what the tools said, for an answer the model never gave
+        footers: list[str] = []  # shown under the answer (sources), never to the model
         done: set[str] = set()  # calls already run this turn
         answer_now = False
         key = str(turn.identity.server_pk)
@@ -119,11 +120,13 @@ class Agent:
                 if isinstance(result, ToolResult):
                     for part in result.parts:
                         yield part
+                    if result.footer and result.footer not in footers:
+                        footers.append(result.footer)
                     result = result.text
                 results.append(result)
                 messages.append(ToolMessage(result, tool_call_id=call["id"] or call["name"]))
         answer = honest_answer("".join(pieces), results)
-        yield Text(answer)
+        yield Text("\n\n".join([answer, *footers]))
         await self.storage.append_messages(
             conversation, [("assistant", answer, self.count_tokens(answer))]
         )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.adapters import registry
+from bot.cli_kb import add_commands as add_kb_commands
 from bot.cli_workers import add_commands as add_worker_commands
 from bot.config import Settings, load_settings
 from core.errors import AtelierError, ConfigError, ModelError
@@ -288,6 +289,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     add_worker_commands(commands)
+    add_kb_commands(commands)
     commands.add_parser("version", help="print the version")
     return parser
 

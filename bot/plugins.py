@@ -42,7 +42,7 @@ from core.errors import (
     PluginTimeout,
     UserError,
 )
-from core.plugin import Command, Plugin, PluginContext, Task
+from core.plugin import Command, Plugin, PluginContext, Task, ToolContext
 
 if TYPE_CHECKING:
     from bot.config import PluginsSettings
@@ -78,6 +78,25 @@ class Loaded:
             if (not hints or spec.offered_for(text))
             and (caller is None or spec.needs.unmet(caller) is None)
         ]
+
+    async def available(self, tools: list[BaseTool], ctx: ToolContext) -> list[BaseTool]:
+        """Those of ``tools`` whose plugin says they are worth offering to this caller
+        now (``Plugin.tool(available=...)``); a failing check leaves its tool out."""
+        checks = self.plugin.tool_available
+        kept: list[BaseTool] = []
+        for tool in tools:
+            check = checks.get(tool.name)
+            try:
+                if check is None or await check(ctx):
+                    kept.append(tool)
+            except Exception:
+                log.warning(
+                    "plugin %s: availability check of %s failed",
+                    self.plugin.name,
+                    tool.name,
+                    exc_info=True,
+                )
+        return kept
 
 
 class PluginManager:

@@ -295,8 +295,11 @@ class Router:
             if not offered:
                 continue
             config = await self._config(loaded, caller)
-            contexts[loaded.plugin.name] = ToolContext(caller, config, loaded.context)
-            tools.extend(offered)
+            ctx = ToolContext(caller, config, loaded.context)
+            offered = await loaded.available(offered, ctx)
+            if offered:
+                contexts[loaded.plugin.name] = ctx
+                tools.extend(offered)
         prompt = await self.services.server_state.system_prompt(identity.server_pk)
         turn = Turn(event.origin, identity, event.text, tools, prompt, tool_config(contexts))
         async for part in self.agent.run(turn):

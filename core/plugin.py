@@ -129,11 +129,14 @@ class ToolResult:
     """What a tool may return instead of a string: text for the LLM, parts for the user.
 
     The agent sends ``text`` back to the model and passes ``parts`` (images, files,
-    buttons) straight into the reply, so a tool can show the user what it made.
+    buttons) straight into the reply, so a tool can show the user what it made;
+    ``footer`` is added under the answer's text (a list of sources).
     """
 
     text: str
     parts: tuple[ReplyPart, ...] = ()
+    # Shown under the answer (not to the model): the sources a knowledge search cited.
+    footer: str = ""
 
 
 @dataclass(slots=True)
@@ -169,6 +172,8 @@ ButtonHandler = Callable[..., Awaitable[CommandResult] | AsyncIterator[ReplyPart
 Task = Callable[[PluginContext], Awaitable[None]]
 ToolFunc = Callable[..., Awaitable[Any]]
 Lifecycle = Callable[[PluginContext], Awaitable[None]]
+# Whether a tool is worth offering to this caller now (a knowledge base with documents).
+Availability = Callable[[ToolContext], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +215,7 @@ class Command:
     admin_only: bool = False
     plugin: str = ""
     ordered: bool = True  # False: runs beside the conversation's other turns (long jobs)
+    files: int = 0  # files it takes (ctx.attachments); slash menus offer that many fields
 
 
 @dataclass(slots=True)
@@ -234,6 +240,7 @@ class Plugin:
     tools: list[ToolFunc] = field(default_factory=list)
     tool_hints: dict[str, str] = field(default_factory=dict)  # tool name -> regex (see tool)
     tool_needs: dict[str, Requirements] = field(default_factory=dict)  # tool name -> needs
+    tool_available: dict[str, Availability] = field(default_factory=dict)  # name -> check
     commands: dict[str, Command] = field(default_factory=dict)
     inbound_hooks: list[InboundHook] = field(default_factory=list)
     outbound_hooks: list[Outbound] = field(default_factory=list)
@@ -254,6 +261,7 @@ class Plugin:
         hint: str | None = None,
         admin_only: bool = False,
         needs: tuple[str, ...] = (),
+        available: Availability | None = None,
     ) -> Callable[[ToolFunc], ToolFunc]: ...
     def tool(
         self,
@@ -262,6 +270,7 @@ class Plugin:
         hint: str | None = None,
         admin_only: bool = False,
         needs: tuple[str, ...] = (),
+        available: Availability | None = None,
     ) -> ToolFunc | Callable[[ToolFunc], ToolFunc]:
         """Declare an async function as an agent tool (its docstring is its schema).
 
@@ -272,6 +281,10 @@ class Plugin:
 
         ``admin_only`` and ``needs`` (adapter capabilities, ``core.adapter``) are checked
         by the core: a caller who does not meet them is never offered the tool.
+
+        ``available``: an async check the core awaits before offering the tool to a
+        caller (``search_knowledge`` only where the server has documents); False or an
+        error leaves the tool out of that turn.
         """
 
         def register(tool_func: ToolFunc) -> ToolFunc:
@@ -280,6 +293,8 @@ class Plugin:
                 self.tool_hints[tool_func.__name__] = hint
             if admin_only or needs:
                 self.tool_needs[tool_func.__name__] = Requirements(admin_only, frozenset(needs))
+            if available is not None:
+                self.tool_available[tool_func.__name__] = available
             return tool_func
 
         return register(func) if func is not None else register
@@ -295,13 +310,15 @@ class Plugin:
         *options: Option,
         admin_only: bool = False,
         ordered: bool = True,
+        files: int = 0,
     ) -> Callable[[CommandHandler], CommandHandler]:
         """Declare a command; ``"group sub"`` declares a subcommand of a declared group.
 
         The handler is called as ``handler(ctx: CommandContext, **options)`` and returns
         text, reply parts, or is an async generator of reply parts. ``ordered=False`` lets
         a long command (an image job) run beside the user's later turns instead of
-        holding up their conversation.
+        holding up their conversation. ``files=N``: it reads up to N files sent with it
+        (``ctx.attachments``); platforms with typed menus offer N file fields.
         """
 
         def register(handler: CommandHandler) -> CommandHandler:
@@ -314,6 +331,7 @@ class Plugin:
                 admin_only=admin_only,
                 plugin=self.name,
                 ordered=ordered,
+                files=files,
             )
             if sub:
                 self.commands[group].subcommands[sub] = cmd

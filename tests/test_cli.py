@@ -247,3 +247,50 @@ def test_worker_without_celery_says_how_to_run_it(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "atelier worker --celery" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.model
+def test_kb_add_loads_files_the_console_then_finds_and_rebuild_re_embeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = REPO / "tests" / "data" / "knowledge" / "docs"
+    data = str(tmp_path / "data")
+    missing = tmp_path / "missing.txt"
+    code = main(
+        [
+            "--data-dir",
+            data,
+            "kb",
+            "add",
+            "--server",
+            "console:s1",
+            str(docs / "faq.md"),
+            str(missing),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1, err  # one of the two files failed
+    assert "Added “faq.md”: " in err and "1 of 2 files added" in err, err
+    assert str(missing) in err
+
+    assert main(["--data-dir", data, "kb", "rebuild"]) == 0
+    assert "passages in 1 servers" in capsys.readouterr().err
+
+    result = _atelier(
+        "--data-dir",
+        data,
+        "chat",
+        "--server",
+        "s1",
+        cwd=tmp_path,
+        stdin="/kb search guests\n",
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("[1] “faq.md"), result.stdout
+
+
+def test_kb_add_names_a_bad_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--data-dir", str(tmp_path), "kb", "add", "--server", "irc:x", "a.txt"])
+    assert code == 2
+    assert "expected console:NAME, discord:GUILD_ID or telegram:CHAT_ID" in capsys.readouterr().err

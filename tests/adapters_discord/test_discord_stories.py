@@ -18,7 +18,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 
 from bot.router import ATTACHMENT_ONLY_NOTE as TEXT_ONLY_NOTE
-from tests.adapters_discord.conftest import Bot
+from tests.adapters_discord.conftest import WAIT_S, Bot
 from tests.discord_fake import Interaction
 from tests.fakes import ScriptedChatModel, script
 
@@ -63,14 +63,15 @@ async def reply_to(bot: Bot, asked: dict[str, Any]) -> dict[str, Any]:
     return await bot.until(found)
 
 
-async def answered(bot: Bot, interaction: Interaction) -> dict[str, Any]:
+async def answered(bot: Bot, interaction: Interaction, within: float = WAIT_S) -> dict[str, Any]:
     """Wait until the interaction's original response is no longer "thinking"."""
     return await bot.until(
         lambda: (
             interaction.original is not None
             and (interaction.original.get("content") or interaction.original.get("components"))
             and interaction.original
-        )
+        ),
+        within,
     )
 
 
@@ -221,3 +222,35 @@ async def test_messages_not_addressed_to_the_bot_are_ignored_outside_chat_channe
 
     await bot.until(lambda: bot.answers_in(bot.thread))  # threads work: the thread is the channel
     assert bot.answers_in(bot.general) == []
+
+
+@pytest.mark.model
+async def test_an_admin_adds_a_file_to_the_knowledge_base_with_the_slash_command(
+    bot: Bot,
+) -> None:
+    spec = next(c for c in bot.fake.commands(bot.guild) if c["name"] == "kb")
+    add = next(o for o in spec["options"] if o["name"] == "add")
+    assert [o["type"] for o in add["options"] if o["name"].startswith("file")] == [11, 11, 11]
+
+    text = b"# Parking\n\nMembers park behind the boathouse after 6 pm.\n"
+    interaction = await bot.fake.invoke_command(
+        bot.guild,
+        bot.general,
+        bot.admin,
+        "kb",
+        subcommand="add",
+        files={"file": ("parking.md", text, "text/markdown")},
+    )
+    original = await answered(bot, interaction, within=90)  # loads the embedder
+    assert original["content"] == "Added “parking.md”: 1 passage."
+
+    asked = await bot.fake.invoke_command(
+        bot.guild,
+        bot.general,
+        bot.member,
+        "kb",
+        subcommand="search",
+        options={"query": "where to park"},
+    )
+    found = await answered(bot, asked)
+    assert found["content"].startswith("[1] “parking.md — Parking”"), found["content"]

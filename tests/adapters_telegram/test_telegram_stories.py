@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from core.adapter import Limits
 from tests.adapters_telegram.conftest import Tg
 from tests.fakes import script
@@ -330,3 +332,19 @@ async def test_a_reply_to_the_bot_and_a_chat_chat_are_answered_in_groups(tg: Tg)
         "Hello from Telegram.",
     ]
     assert len(tg.model.seen) == 2
+
+
+@pytest.mark.model
+async def test_a_document_captioned_kb_add_goes_into_the_knowledge_base(tg: Tg) -> None:
+    ada = tg.fake.user("Ada")
+    chat = tg.fake.private_chat(ada)  # a private chat's user is its admin
+    text = b"# Boathouse\n\nThe boathouse key hangs in the blue cabinet.\n"
+
+    await tg.fake.send_document(chat, ada, "boathouse.md", text, caption="/kb add")
+    await tg.fake.until(lambda: tg.fake.bot_messages(chat), within=90)  # loads the embedder
+    assert _texts(tg.fake.bot_messages(chat)) == ["Added “boathouse.md”: 1 passage."]
+
+    await tg.fake.send_text(chat, ada, "/kb search where is the key")
+    await tg.fake.until(lambda: len(tg.fake.bot_messages(chat)) == 2, within=30)
+    found = _texts(tg.fake.bot_messages(chat))[1]
+    assert found.startswith("[1] “boathouse.md — Boathouse”"), found

@@ -138,7 +138,8 @@ async def test_plugins_list_shows_state_here(app: App) -> None:
 
 async def test_an_unknown_plugin_name_lists_the_known_ones(app: App) -> None:
     reply = await say(app, "/plugins enable nosuch", admin=True)
-    assert reply == "error: unknown plugin 'nosuch'; known plugins: admin, calculator, imagine"
+    known = "admin, calculator, imagine, knowledge"
+    assert reply == f"error: unknown plugin 'nosuch'; known plugins: {known}"
 
 
 async def test_the_admin_plugin_cannot_be_disabled(app: App) -> None:

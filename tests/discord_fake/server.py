@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 AttachmentSpec = tuple[str, bytes] | tuple[str, bytes, str]
 MESSAGE_COMPONENT, CHAT_INPUT, SUB_COMMAND, STRING_OPTION = 3, 1, 1, 3
+ATTACHMENT_OPTION = 11
 
 
 class FakeDiscord:
@@ -188,14 +189,25 @@ class FakeDiscord:
         *,
         options: dict[str, Any] | None = None,
         subcommand: str | None = None,
+        files: dict[str, AttachmentSpec] | None = None,
     ) -> Interaction:
         """A user runs the slash command ``/name [subcommand] options…``.
 
-        Options are typed from their Python values (str 3, bool 5, int 4, float 10).
+        Options are typed from their Python values (str 3, bool 5, int 4, float 10);
+        ``files`` fill attachment options (type 11) with files served by the fake CDN,
+        listed in the interaction's ``resolved.attachments`` as Discord does.
         Dispatches INTERACTION_CREATE type 2; returns the record whose ``responses``,
         ``original`` and ``followups`` fill as the bot answers.
         """
         opts = [_option(k, v) for k, v in (options or {}).items()]
+        resolved: dict[str, Any] = {}
+        for index, (key, spec) in enumerate((files or {}).items()):
+            upload = self._upload(index, spec)
+            payload = msgs.attachment_payload(
+                self.world, self.base_url, channel.id, upload, self.rest.cdn
+            )
+            resolved[payload["id"]] = payload
+            opts.append({"name": key, "type": ATTACHMENT_OPTION, "value": payload["id"]})
         if subcommand is not None:
             opts = [{"name": subcommand, "type": SUB_COMMAND, "options": opts}]
         command = next(
@@ -207,6 +219,8 @@ class FakeDiscord:
             "type": CHAT_INPUT,
             "options": opts,
         }
+        if resolved:
+            data["resolved"] = {"attachments": resolved}
         if guild is not None:
             data["guild_id"] = str(guild.id)
         return await self._interact(2, guild, channel, member, data)

@@ -293,7 +293,15 @@ class DiscordAdapter:
         if not await _defer(interaction):
             return
         origin = interaction_origin(interaction)
-        event = CommandEvent(origin, name, subcommand=subcommand, options=options)
+        files = tuple(
+            attachment_of(value)
+            for value in options.values()
+            if isinstance(value, discord.Attachment)
+        )
+        options = {k: v for k, v in options.items() if not isinstance(v, discord.Attachment)}
+        event = CommandEvent(
+            origin, name, subcommand=subcommand, options=options, attachments=files
+        )
         self._spawn(interaction.guild, self._answer(interaction, event))
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:

@@ -38,6 +38,7 @@ AppCommand = app_commands.Command[Any, ..., Any] | app_commands.Group
 _DESCRIPTION_LIMIT = 100
 _MAX_CHOICES = 25
 _MAX_OPTIONS = 25
+_MAX_FILES = 3  # attachment fields offered on a command that takes files
 MAX_STRING_LENGTH = 6000  # the longest string option value Discord accepts
 _TYPES: dict[str, type] = {"string": str, "integer": int, "number": float, "boolean": bool}
 _ADMIN_HINT = discord.Permissions(manage_guild=True)
@@ -91,8 +92,9 @@ def _mostly_admin(spec: Command) -> bool:
 def _command(
     spec: Command, name: str, subcommand: str | None, invoke: Invoke, max_text: int
 ) -> app_commands.Command[Any, ..., Any]:
-    options = [_bounded(option, max_text) for option in spec.options[:_MAX_OPTIONS]]
-    callback = _callback(options, name, subcommand, invoke)
+    files = min(spec.files, _MAX_FILES)
+    options = [_bounded(option, max_text) for option in spec.options[: _MAX_OPTIONS - files]]
+    callback = _callback(options, name, subcommand, invoke, files)
     return app_commands.Command(
         name=spec.name, description=_short(spec.description), callback=callback
     )
@@ -107,15 +109,18 @@ def _bounded(option: Option, max_text: int) -> Option:
 
 
 def _callback(
-    options: list[Option], name: str, subcommand: str | None, invoke: Invoke
+    options: list[Option], name: str, subcommand: str | None, invoke: Invoke, files: int = 0
 ) -> Callable[..., Coroutine[Any, Any, None]]:
     """An ``async def (interaction, p0, p1, ...)`` whose signature describes ``options``.
 
     discord.py reads option types from the callback's signature; the parameters are named
     ``p0``, ``p1``... and renamed to the options' names, so any option name Discord accepts
-    works even where it is not a Python identifier.
+    works even where it is not a Python identifier. ``files`` optional attachment fields
+    (``file``, ``file2``...) follow; their values reach ``invoke`` as
+    ``discord.Attachment`` objects, which the client turns into the event's attachments.
     """
     names = {f"p{i}": opt.name for i, opt in enumerate(options)}
+    files_at = {f"f{i}": "file" if i == 0 else f"file{i + 1}" for i in range(files)}
 
     async def callback(interaction: discord.Interaction, **values: Any) -> None:
         given = {names[key]: value for key, value in values.items() if value is not None}
@@ -125,11 +130,18 @@ def _callback(
         "interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction
     )
     params = [first] + [_parameter(f"p{i}", opt) for i, opt in enumerate(options)]
+    params += [
+        inspect.Parameter(
+            key, inspect.Parameter.KEYWORD_ONLY, annotation=discord.Attachment, default=None
+        )
+        for key in files_at
+    ]
     callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     describe = {
         key: _short(opt.description or opt.name) for key, opt in zip(names, options, strict=True)
-    }
+    } | dict.fromkeys(files_at, "A file to send with the command")
     choices = {key: _choices(opt) for key, opt in zip(names, options, strict=True) if _choices(opt)}
+    names |= files_at
     decorated = app_commands.describe(**describe)(callback)
     decorated = app_commands.rename(**names)(decorated)
     if choices:
