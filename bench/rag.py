@@ -1,23 +1,29 @@
-"""Knowledge-base search at scale: the whole hybrid search vs the raw libraries it calls.
+"""Knowledge-base search at 10k and 100k passages: the whole hybrid search vs chromadb alone.
 
 One server's knowledge base holds the labelled set (tests/data/knowledge, embedded by the
-bundled all-MiniLM-L6-v2 in its worker) plus synthetic passages up to ``--chunks`` in
-all. Embedding 100,000 passages with this model takes most of an hour on 2 CPU cores, so
-the synthetic passages get random unit vectors (their text is real, Zipf-distributed
-words, so BM25 works on a realistic vocabulary); the 50 labelled questions then look for
-their answers among them.
+bundled all-MiniLM-L6-v2 in its worker; ``ingest_chunks_per_s`` is that ingestion: read,
+chunk, embed, store) plus synthetic passages up to each size in ``--sizes``. Embedding
+100,000 passages with this model takes about an hour on 2 CPU cores (~28 passages/s per
+core), so the synthetic passages get random unit vectors; their text is real
+Zipf-distributed words, so BM25 works on a realistic vocabulary. The 50 labelled
+questions then look for their answers among all of them.
 
-bot: ``KnowledgeBase.search`` (what ``search_knowledge`` and ``/kb search`` run): query
-  embedding in the worker, chromadb query, BM25 (bm25s), fusion, SQL lookup of the hits.
-raw: the same three steps straight on the libraries, in this process: the worker's
-  ``embed`` of the query, ``collection.query`` on the same chromadb collection, and a
-  ``bm25s.BM25`` built over the same texts with bm25s's own tokenizer.
-Each question is asked ``--repeats`` times, alternating bot and raw; medians.
+p50/p99: ``KnowledgeBase.search`` (what ``search_knowledge`` and ``/kb search`` run):
+  query embedding in the worker, chromadb, BM25 (bm25s), weighted reciprocal rank
+  fusion, SQL lookup of the hits.
+raw_chroma: ``collection.query`` on the same chromadb collection with the questions'
+  precomputed embeddings (the floor of any dense search).
+raw_stack: the worker's ``embed`` of the query + ``collection.query`` + a ``bm25s.BM25``
+  built over the same texts with bm25s's own tokenizer: the libraries alone.
+Each question is asked ``--repeats`` times per size, alternating; medians. Recall@5 of
+dense, BM25 and hybrid search is measured at the largest size.
 
-    .venv/bin/python bench/rag.py [--chunks 100000] [--repeats 5]
+    .venv/bin/python bench/rag.py [--sizes 10000 100000] [--repeats 5]
 
-Final line: RESULT {"search_p50_ms": ..., "search_p99_ms": ..., "raw_p50_ms": ...,
-"ratio_p50": ..., "recall_at_5": ..., "chunks": ..., "ingest_chunks_per_s": ...}
+Final line: RESULT {"ingest_chunks_per_s": ..., "p50_ms_10k": ..., "p99_ms_10k": ...,
+"raw_chroma_p50_ms_10k": ..., "raw_stack_p50_ms_10k": ..., "p50_ms_100k": ...,
+"p99_ms_100k": ..., "raw_chroma_p50_ms_100k": ..., "raw_stack_p50_ms_100k": ...,
+"recall5_dense": ..., "recall5_bm25": ..., "recall5_hybrid": ..., "chunks": ...}
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -63,8 +70,8 @@ def _unit(rng: random.Random, size: int) -> list[float]:
     return [v / norm for v in vector]
 
 
-async def _fill(kb: KnowledgeBase, server: int, count: int, size: int) -> None:
-    rng = random.Random(7)
+async def _fill(kb: KnowledgeBase, server: int, count: int, size: int, seed: int) -> None:
+    rng = random.Random(seed)
     vocabulary = [
         "".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(3, 9)))
         for _ in range(20_000)
@@ -75,7 +82,14 @@ async def _fill(kb: KnowledgeBase, server: int, count: int, size: int) -> None:
         chunks = [StoredChunk(0, i, _words(rng, vocabulary, 120), "", None, 150) for i in range(n)]
         doc = await kb.library.insert_pending(
             NewDocument(
-                server, f"synthetic-{made}.txt", "txt", f"{made:064d}", 0, None, "b", chunks
+                server,
+                f"synthetic-{seed}-{made}.txt",
+                "txt",
+                f"{seed:032d}{made:032d}",
+                0,
+                None,
+                "b",
+                chunks,
             )
         )
         stored = await kb.library.chunks([doc.id])
@@ -93,11 +107,58 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
+async def _measure(
+    kb: KnowledgeBase, server: int, collection: Any, vectors: list[list[float]], repeats: int
+) -> dict[str, float]:
+    """Search latency (bot), chromadb alone with precomputed query vectors, and the raw
+    stack (embed + chromadb + bm25s), alternating; milliseconds."""
+    n = kb.settings.candidates
+    texts = [q["question"] for q in QUESTIONS]
+    await kb.search(server, "warm up", 5)  # builds the BM25 index once
+    raw_bm25 = bm25s.BM25()
+    items = [indexed_text(c) for c in await kb.library.server_chunks(server)]
+    raw_bm25.index(bm25s.tokenize(items, stopwords="en", show_progress=False), show_progress=False)
+    bot, chroma, stack = [], [], []
+    for _ in range(repeats):
+        for text, vector in zip(texts, vectors, strict=True):
+            t0 = time.perf_counter()
+            await kb.search(server, text, 5)
+            t1 = time.perf_counter()
+            collection.query(query_embeddings=[vector], n_results=n)
+            t2 = time.perf_counter()
+            [fresh] = await kb.embedder.embed([text])
+            collection.query(query_embeddings=[fresh], n_results=n)
+            raw_bm25.retrieve(
+                bm25s.tokenize([text], stopwords="en", show_progress=False),
+                k=n,
+                show_progress=False,
+            )
+            t3 = time.perf_counter()
+            bot.append((t1 - t0) * 1000)
+            chroma.append((t2 - t1) * 1000)
+            stack.append((t3 - t2) * 1000)
+    bot.sort()
+    return {
+        "p50_ms": round(statistics.median(bot), 2),
+        "p99_ms": round(bot[max(int(len(bot) * 0.99) - 1, 0)], 2),
+        "raw_chroma_p50_ms": round(statistics.median(chroma), 2),
+        "raw_stack_p50_ms": round(statistics.median(stack), 2),
+    }
+
+
+async def _recall(kb: KnowledgeBase, server: int) -> dict[str, float]:
+    found = dict.fromkeys(("dense", "keyword", "hybrid"), 0)
+    for question in QUESTIONS:
+        for mode in found:
+            hits = await kb.search(server, question["question"], 5, mode=mode)  # type: ignore[arg-type]
+            found[mode] += any(_flat(question["answer"]) in _flat(h.chunk.text) for h in hits)
+    return {mode: round(count / len(QUESTIONS), 3) for mode, count in found.items()}
+
+
 async def main(args: argparse.Namespace) -> dict[str, object]:
     data = Path(tempfile.mkdtemp(prefix="bench-rag-")) / "data"
-    settings = knowledge_settings(data)
     model = ScriptedChatModel(messages=script("ok", repeat=True))
-    app = await App.start(settings, chat_model=model)
+    app = await App.start(knowledge_settings(data), chat_model=model)
     try:
         from plugins.knowledge import _state
 
@@ -113,65 +174,40 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                 server, path.name, path.read_bytes(), added_by=None, added_by_name="bench"
             )
             real += added.document.chunk_count
-        ingest_s = time.perf_counter() - started
-        await _fill(kb, server, max(args.chunks - real, 0), size)
-        total = (await kb.library.totals(server))[1]
-        await kb.search(server, "warm up", 5)  # builds the BM25 index once
-
-        items = [(c.id, indexed_text(c)) for c in await kb.library.server_chunks(server)]
-        raw_bm25 = bm25s.BM25()
-        raw_bm25.index(
-            bm25s.tokenize([text for _, text in items], stopwords="en", show_progress=False),
-            show_progress=False,
-        )
-        n = kb.settings.candidates
-        await kb.store.close()
+        result: dict[str, object] = {
+            "ingest_chunks_per_s": round(real / (time.perf_counter() - started), 1)
+        }
+        vectors = await kb.embedder.embed([q["question"] for q in QUESTIONS])
         client = open_persistent(data / "knowledge" / "chroma")  # chromadb.PersistentClient
         collection = client.get_collection(
-            collection_name(server), embedding_function=NoEmbeddingFunction()
-        )  # type: ignore[arg-type]
-        kb.store = type(kb.store).persistent(data / "knowledge" / "chroma")
-        await kb.search(server, "warm up", 5)  # loads the reopened vector index
-        collection.query(query_embeddings=[[0.0] * (size - 1) + [1.0]], n_results=n)
-
-        bot_ms: list[float] = []
-        raw_ms: list[float] = []
-        found = 0
-        for repeat in range(args.repeats):
-            for question in QUESTIONS:
-                text = question["question"]
-                t0 = time.perf_counter()
-                hits = await kb.search(server, text, 5)
-                bot_ms.append((time.perf_counter() - t0) * 1000)
-                if repeat == 0:
-                    found += any(_flat(question["answer"]) in _flat(h.chunk.text) for h in hits)
-                t0 = time.perf_counter()
-                [vector] = await kb.embedder.embed([text])
-                collection.query(query_embeddings=[vector], n_results=n)
-                raw_bm25.retrieve(
-                    bm25s.tokenize([text], stopwords="en", show_progress=False),
-                    k=n,
-                    show_progress=False,
-                )
-                raw_ms.append((time.perf_counter() - t0) * 1000)
-        bot_ms.sort()
-        p50, raw50 = statistics.median(bot_ms), statistics.median(raw_ms)
-        return {
-            "search_p50_ms": round(p50, 2),
-            "search_p99_ms": round(bot_ms[int(len(bot_ms) * 0.99) - 1], 2),
-            "raw_p50_ms": round(raw50, 2),
-            "ratio_p50": round(p50 / raw50, 3),
-            "recall_at_5": round(found / len(QUESTIONS), 3),
-            "chunks": total,
-            "ingest_chunks_per_s": round(real / ingest_s, 1),
+            collection_name(server),
+            embedding_function=NoEmbeddingFunction(),  # type: ignore[arg-type]
+        )
+        filled = real
+        for target in args.sizes:
+            await _fill(kb, server, max(target - filled, 0), size, seed=target)
+            filled = max(target, filled)
+            label = f"{target // 1000}k"
+            for key, value in (
+                await _measure(kb, server, collection, vectors, args.repeats)
+            ).items():
+                result[f"{key}_{label}"] = value
+            print(f"  {label}: {result}", file=sys.stderr)
+        recall = await _recall(kb, server)
+        result |= {
+            "recall5_dense": recall["dense"],
+            "recall5_bm25": recall["keyword"],
+            "recall5_hybrid": recall["hybrid"],
+            "chunks": (await kb.library.totals(server))[1],
         }
+        return result
     finally:
         await app.aclose()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeats", type=int, default=5)
     result = asyncio.run(main(parser.parse_args()))
     print("RESULT " + json.dumps(result))

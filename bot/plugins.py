@@ -13,6 +13,7 @@ import asyncio
 import functools
 import json
 import logging
+import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -425,11 +426,26 @@ class PluginManager:
         if plugin.config_model is None:
             raise CommandError(f"plugin {plugin.name} has no settings")
         try:
-            return plugin.config_model.model_validate(values)
+            return plugin.config_model.model_validate(_decoded(plugin.config_model, values))
         except ValidationError as exc:
             err = exc.errors()[0]
             key = ".".join(str(p) for p in err["loc"])
             raise CommandError(f"plugin {plugin.name}: setting {key}: {err['msg']}") from exc
+
+
+def _decoded(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
+    """Values with JSON text decoded for list and dict fields: the environment gives
+    only strings (``ATELIER_PLUGINS__CONFIG__KNOWLEDGE__ALLOWED_PATHS='["/srv/docs"]'``)."""
+    decoded = dict(values)
+    for key, value in values.items():
+        field = model.model_fields.get(key)
+        kind = typing.get_origin(field.annotation) if field is not None else None
+        if isinstance(value, str) and kind in (list, dict, tuple, set):
+            try:
+                decoded[key] = json.loads(value)
+            except ValueError:
+                pass  # validation then says what was expected
+    return decoded
 
 
 def _scopes(plugin: Plugin) -> dict[str, Scope]:

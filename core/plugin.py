@@ -24,11 +24,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel
 
 from core.caller import Caller
+from core.errors import PluginError
 from core.events import Attachment, Event, Origin, ReplyPart
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from core.admin import Administration
 
 OptionType = Literal["string", "integer", "number", "boolean"]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,18 @@ class PluginContext:
     def backend(self, name: str) -> object | None:
         """The back end injected under ``name`` (see ``Plugin.uses``), or None."""
         return self.backends.get(name)
+
+    def require(self, name: str, kind: type[_T]) -> _T:
+        """The back end injected under ``name``, which must be a ``kind``.
+
+        Raises:
+            PluginError: The app injected none (the plugin did not declare it in
+                ``Plugin.uses``) or something else.
+        """
+        found = self.backends.get(name)
+        if not isinstance(found, kind):
+            raise PluginError(self.name, f"started without its {name} back end")
+        return found
 
 
 @dataclass(slots=True)

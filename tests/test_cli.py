@@ -294,3 +294,32 @@ def test_kb_add_names_a_bad_server(tmp_path: Path, capsys: pytest.CaptureFixture
     code = main(["--data-dir", str(tmp_path), "kb", "add", "--server", "irc:x", "a.txt"])
     assert code == 2
     assert "expected console:NAME, discord:GUILD_ID or telegram:CHAT_ID" in capsys.readouterr().err
+
+
+@pytest.mark.model
+def test_console_kb_add_then_a_question_answers_citing_the_file(tmp_path: Path) -> None:
+    """The knowledge base's done-when line, with the bundled chat and embedding models."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "faq.md").write_bytes((REPO / "tests/data/knowledge/docs/faq.md").read_bytes())
+    config = (REPO / "config.toml").read_text()
+    config = config.replace("allowed_paths = []", f"allowed_paths = [{str(docs)!r}]")
+    (tmp_path / "config.toml").write_text(config)
+    result = _atelier(
+        "--config",
+        str(tmp_path / "config.toml"),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "chat",
+        "--admin",
+        cwd=tmp_path,
+        stdin=f"/kb add {docs / 'faq.md'}\nWhen is the workshop open?\n",
+        env={"ATELIER_LLM__SEED": "7"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    added, answer = result.stdout.split("\n", 1)
+    assert added.startswith("Added “faq.md”: "), result.stdout
+    text, _, sources = answer.partition("\n\nSources:\n")
+    assert text.strip() and not text.startswith("error:"), result.stdout
+    assert sources.startswith("[1] “faq.md — "), result.stdout

@@ -79,7 +79,7 @@ async def _setup(ctx: PluginContext) -> None:
     backend = cast("ImageBackend", injected) if injected else make_backend(settings, ctx)
     try:
         await backend.start()
-        store = JobStore(_database(ctx))
+        store = JobStore(ctx.require("database", AsyncEngine))
         files = ImageFiles(ctx.data_dir)
         limit = settings.max_batch * 2  # the worker can batch what is in flight
         dispatcher = Dispatcher(backend, store, files, max_in_flight=limit)
@@ -129,13 +129,6 @@ def _settings(config: object) -> ImagineSettings:
     if not isinstance(config, ImagineSettings):
         raise PluginError("imagine", "started without its config")
     return config
-
-
-def _database(ctx: PluginContext) -> AsyncEngine:
-    engine = ctx.backend("database")
-    if not isinstance(engine, AsyncEngine):
-        raise PluginError("imagine", "started without its database")
-    return engine
 
 
 def make_backend(settings: ImagineSettings, ctx: PluginContext) -> ImageBackend:

@@ -88,7 +88,7 @@ async def _setup(ctx: PluginContext) -> None:
         count = TokenCounter.from_model_dir(model)
         base = KnowledgeBase(
             settings,
-            Library(_database(ctx)),
+            Library(ctx.require("database", AsyncEngine)),
             store,
             worker,
             count=count,
@@ -135,13 +135,6 @@ def _settings(config: object) -> KnowledgeSettings:
     if not isinstance(config, KnowledgeSettings):
         raise PluginError("knowledge", "started without its config")
     return config
-
-
-def _database(ctx: PluginContext) -> AsyncEngine:
-    engine = ctx.backend("database")
-    if not isinstance(engine, AsyncEngine):
-        raise PluginError("knowledge", "started without its database")
-    return engine
 
 
 # ---- /kb ---------------------------------------------------------------------------

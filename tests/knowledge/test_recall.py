@@ -19,7 +19,7 @@ from tests.knowledge.test_kb_stories import server_pk
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.model]
 
 QUESTIONS = json.loads((DOCS.parent / "questions.json").read_text())
-FLOORS = {"dense": 0.90, "keyword": 0.76, "hybrid": 0.88}
+FLOORS = {"dense": 0.90, "keyword": 0.76, "hybrid": 0.94}
 
 
 def _flat(text: str) -> str:
@@ -35,7 +35,7 @@ async def recall_at_5(app: App, server: int, mode: str) -> float:
     return found / len(QUESTIONS)
 
 
-async def test_hybrid_search_finds_the_answers_about_as_well_as_the_best_retriever(
+async def test_hybrid_search_finds_the_answers_at_least_as_well_as_the_better_retriever(
     app: App,
 ) -> None:
     pk = await server_pk(app, "recall")
@@ -45,7 +45,6 @@ async def test_hybrid_search_finds_the_answers_about_as_well_as_the_best_retriev
     print("RECALL@5", json.dumps(recall))
     for mode, floor in FLOORS.items():
         assert recall[mode] >= floor, recall
-    # Measured: dense 0.96, BM25 0.82, hybrid 0.94 — on these six short documents the
-    # vectors alone are hard to beat; fusion must never fall far behind them.
-    assert recall["hybrid"] >= recall["keyword"], recall
-    assert recall["hybrid"] >= recall["dense"] - 0.06, recall
+    # Measured: dense 0.96, BM25 0.82, hybrid 0.98. Hybrid must not be worse than the
+    # better of the two.
+    assert recall["hybrid"] >= max(recall["dense"], recall["keyword"]), recall

@@ -71,3 +71,16 @@ def test_a_repeated_id_counts_at_its_best_place_only(ranking: list[str]) -> None
     fused = dict(reciprocal_rank_fusion([ranking], k=0))
     for chunk_id, score in fused.items():
         assert score == 1 / (ranking.index(chunk_id) + 1)
+
+
+def test_a_weighted_ranking_counts_for_less() -> None:
+    dense, keyword = ["a", "b"], ["b", "c"]
+    assert reciprocal_rank_fusion([dense, keyword], k=3)[0][0] == "b"
+    weighted = reciprocal_rank_fusion([dense, keyword], k=3, weights=[1.0, 0.1])
+    assert [i for i, _ in weighted] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("weights", [[1.0], [1.0, -0.5], [1.0, 1.0, 1.0]])
+def test_weights_must_match_the_rankings_and_not_be_negative(weights: list[float]) -> None:
+    with pytest.raises(ValueError, match="one non-negative weight per ranking"):
+        reciprocal_rank_fusion([["a"], ["b"]], weights=weights)
