@@ -14,7 +14,7 @@ LLAMA_VERSION := $(shell sed -n 's/.*"llama-cpp-python\[server\]==\([^"]*\)".*/\
 TORCH_VERSION ?= 2.13.0
 # A portable CPU build by default; override for CUDA: make chat CMAKE_ARGS=-DGGML_CUDA=on
 CMAKE_ARGS ?= -DGGML_NATIVE=off
-BENCHES := bench/llm_overhead.py bench/router.py bench/imagine.py bench/rag.py
+BENCHES := bench/llm_overhead.py bench/router.py bench/imagine.py bench/rag.py bench/moderation.py
 
 .PHONY: chat test lint bench setup help
 

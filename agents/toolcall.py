@@ -400,6 +400,28 @@ class GrammarToolChatModel(BaseChatModel):
         args = await self._constrained(call, note, args_schema(tool), ARGS_MAX_TOKENS)
         return tool_call_message("", [(choice, args, None)])
 
+    async def complete_json(
+        self,
+        messages: list[dict[str, Any]],
+        schema: dict[str, Any],
+        *,
+        max_tokens: int = 64,
+        fairness_key: str = "json",
+    ) -> str:
+        """One answer to OpenAI-style ``messages``, forced by a grammar to match the JSON
+        ``schema``, at temperature 0 (a moderation judge's verdict); its text."""
+        params = {
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "top_p": self.top_p,
+            "seed": 0,
+            "stop": None,
+            "response_format": {"type": "json_object", "schema": schema},
+        }
+        response = await self._send(params, fairness_key)
+        return str(response["choices"][0]["message"].get("content") or "")
+
     async def _constrained(
         self, call: _Call, note: str, schema: dict[str, Any], max_tokens: int
     ) -> str:

@@ -435,7 +435,9 @@ class PluginManager:
 
 def _decoded(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
     """Values with JSON text decoded for list and dict fields: the environment gives
-    only strings (``ATELIER_PLUGINS__CONFIG__KNOWLEDGE__ALLOWED_PATHS='["/srv/docs"]'``)."""
+    only strings (``ATELIER_PLUGINS__CONFIG__KNOWLEDGE__ALLOWED_PATHS='["/srv/docs"]'``).
+    A list may also be typed as comma-separated words (``/plugins config moderation
+    exempt_users alice,bob``; the command line has already eaten JSON's quotes)."""
     decoded = dict(values)
     for key, value in values.items():
         field = model.model_fields.get(key)
@@ -444,7 +446,9 @@ def _decoded(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
             try:
                 decoded[key] = json.loads(value)
             except ValueError:
-                pass  # validation then says what was expected
+                if kind is not dict:
+                    items = (item.strip(" \"'") for item in value.strip("[] ").split(","))
+                    decoded[key] = [item for item in items if item]
     return decoded
 
 

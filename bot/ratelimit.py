@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Hashable
 
 from bot.cache import LRUDict
+from core.events import Origin
 
 
 class TokenBuckets:
@@ -50,3 +51,23 @@ class TokenBuckets:
         if key in self._buckets:
             tokens, stamp = self._buckets[key]
             self._buckets[key] = (min(self.capacity, tokens + cost), stamp)
+
+
+class Notices:
+    """Who was told "slow down" until when: one notice per limited window, not per message."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._until: LRUDict[Hashable, float] = LRUDict(100_000)
+
+    def first(self, origin: Origin, retry_after: float) -> bool:
+        """True if ``origin``'s sender should be told now (not told in this window yet)."""
+        key = (origin.platform, origin.server_id, origin.user_id)
+        now = self._clock()
+        if self._until.get(key, 0.0) > now:
+            return False
+        self._until[key] = now + retry_after
+        return True
+
+    def __len__(self) -> int:
+        return len(self._until)

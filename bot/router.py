@@ -12,22 +12,21 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable
+from collections.abc import AsyncGenerator, AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from functools import partial
 from typing import Any, cast
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel
 
 from agents.agent import Agent, Turn
-from bot.cache import LRUDict
 from bot.commands import bind, resolve
 from bot.incidents import internal_error
 from bot.outbound import outbound
 from bot.plugins import Loaded, PluginManager
-from bot.ratelimit import TokenBuckets
+from bot.ratelimit import Notices, TokenBuckets
 from bot.services import Services
 from bot.tools import tool_config
 from core.adapter import Actions
@@ -46,7 +45,6 @@ from core.events import (
     Error,
     Event,
     MessageEvent,
-    Origin,
     ReplyPart,
     Text,
 )
@@ -68,7 +66,7 @@ class Router:
         self._users = TokenBuckets(limits.user_burst, limits.user_per_second)
         self._servers = TokenBuckets(limits.server_burst, limits.server_per_second)
         self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}  # only while in use
-        self._notices = _Notices()
+        self._notices = Notices()
 
     async def handle(
         self, event: Event, *, actions: Actions | None = None
@@ -83,9 +81,11 @@ class Router:
         """
         if isinstance(event, MessageEvent) and not event.text.strip() and not event.attachments:
             return  # an empty message is ignored, not answered
+        if isinstance(event, MessageEvent) and not await self.answers(event):
+            async for part in self._unanswered(event, actions):
+                yield part
+            return
         try:
-            if isinstance(event, MessageEvent) and not await self.answers(event):
-                return
             self._check_size(event)
             identity = await self.services.storage.identify(event.origin)
             enabled = await self.plugins.enabled_for(identity.server_pk)
@@ -105,7 +105,9 @@ class Router:
             yield Text(ATTACHMENT_ONLY_NOTE)  # files alone: nothing here reads them yet
             return
         caller = _caller(event, identity, actions)
-        parts = self._outbound(self._guarded(event, identity, enabled, caller), enabled, caller)
+        parts = self._outbound(
+            self._guarded(event, identity, enabled, caller), event, enabled, caller
+        )
         if not self._is_ordered(event):
             async for part in parts:
                 yield part
@@ -127,6 +129,34 @@ class Router:
         where = event.origin
         state = self.services.server_state
         return await state.is_chat_channel(where.platform, where.server_id, where.channel_id)
+
+    async def watches(self, event: MessageEvent) -> bool:
+        """Whether a message the bot does not answer is still read by a plugin enabled in
+        its server (moderation reads everything); adapters route those too."""
+        readers = any(item.plugin.unanswered_hooks for item in self.plugins.loaded.values())
+        if not readers or not event.text.strip():
+            return False  # no plugin reads everything: strays cost no storage lookup
+        identity = await self.services.storage.identify(event.origin)
+        enabled = await self.plugins.enabled_for(identity.server_pk)
+        return any(item.plugin.unanswered_hooks for item in enabled)
+
+    async def _unanswered(
+        self, event: MessageEvent, actions: Actions | None
+    ) -> AsyncIterator[ReplyPart]:
+        """A message not for the bot, through the hooks that read every message; only a
+        refusal they raise is said (one line)."""
+        try:
+            identity = await self.services.storage.identify(event.origin)
+            caller = _caller(event, identity, actions)
+            for loaded in await self.plugins.enabled_for(identity.server_pk):
+                for hook in loaded.plugin.unanswered_hooks:
+                    config = await self._config(loaded, caller)
+                    ctx = HookContext(caller, config, answered=False)
+                    await self.plugins.call(loaded.plugin.name, hook(ctx, event))
+        except UserError as exc:
+            yield Error(exc.user_message)
+        except Exception as exc:
+            internal_error(exc, f"reading the message of {event.origin}")
 
     def _capped(self, event: Event) -> Event:
         """The event with every attachment's download capped at ``limits.max_attachment_mb``."""
@@ -196,17 +226,17 @@ class Router:
         return event
 
     async def _outbound(
-        self, parts: AsyncIterator[ReplyPart], enabled: list[Loaded], caller: Caller
+        self, parts: AsyncIterator[ReplyPart], event: Event, enabled: list[Loaded], caller: Caller
     ) -> AsyncIterator[ReplyPart]:
-        """Enabled plugins' outbound hooks (``bot.outbound``)."""
-        async for part in outbound(parts, enabled, caller, self._run_hook):
+        """Enabled plugins' outbound hooks (``bot.outbound``) on the answer to ``event``."""
+        async for part in outbound(parts, enabled, caller, partial(self._run_hook, event)):
             yield part
 
     async def _run_hook(
-        self, loaded: Loaded, caller: Caller, spec: Outbound, part: ReplyPart
+        self, event: Event, loaded: Loaded, caller: Caller, spec: Outbound, part: ReplyPart
     ) -> ReplyPart | None:
         """One outbound hook on one part, with the plugin's config and time limit."""
-        ctx = HookContext(caller, await self._config(loaded, caller))
+        ctx = HookContext(caller, await self._config(loaded, caller), event)
         return await self.plugins.call(loaded.plugin.name, spec.hook(ctx, part))
 
     async def _dispatch(
@@ -241,7 +271,7 @@ class Router:
         await self._authorize(root, cmd, path, values, caller)
         if cmd.handler is None:
             raise CommandError(f"/{path} needs a subcommand.")
-        ctx = await self._command_context(caller, loaded, event.attachments)
+        ctx = await self._command_context(caller, loaded, enabled, event.attachments)
         async for part in self._run(loaded, cmd.handler(ctx, **values)):
             yield part
 
@@ -280,7 +310,7 @@ class Router:
             raise CommandError("This button no longer works here.")
         if loaded not in enabled and action not in loaded.plugin.buttons_when_disabled:
             raise CommandError("This button no longer works here.")
-        ctx = await self._command_context(caller, loaded)
+        ctx = await self._command_context(caller, loaded, enabled)
         async for part in self._run(loaded, handler(ctx, arg)):
             yield part
 
@@ -312,10 +342,27 @@ class Router:
         )
 
     async def _command_context(
-        self, caller: Caller, loaded: Loaded, attachments: tuple[Attachment, ...] = ()
+        self,
+        caller: Caller,
+        loaded: Loaded,
+        enabled: list[Loaded],
+        attachments: tuple[Attachment, ...] = (),
     ) -> CommandContext:
         config = await self._config(loaded, caller)
-        return CommandContext(caller, loaded.context, config, attachments)
+        screens = partial(self._screened, enabled, caller)
+        return CommandContext(caller, loaded.context, config, attachments, screens)
+
+    async def _screened(
+        self, enabled: list[Loaded], caller: Caller, texts: list[str], what: str
+    ) -> str | None:
+        """The first refusal of the enabled plugins' content screens, or None."""
+        for loaded in enabled:
+            for hook in loaded.plugin.screens:
+                ctx = HookContext(caller, await self._config(loaded, caller))
+                reason = await self.plugins.call(loaded.plugin.name, hook(ctx, texts, what))
+                if reason:
+                    return reason
+        return None
 
     async def _run(self, loaded: Loaded, result: Any) -> AsyncIterator[ReplyPart]:
         """Normalise a handler's result (awaitable or async generator) into parts."""
@@ -354,26 +401,6 @@ class Router:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
-
-
-class _Notices:
-    """Who was told "slow down" until when: one notice per limited window, not per message."""
-
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._until: LRUDict[Hashable, float] = LRUDict(100_000)
-
-    def first(self, origin: Origin, retry_after: float) -> bool:
-        """True if ``origin``'s sender should be told now (not told in this window yet)."""
-        key = (origin.platform, origin.server_id, origin.user_id)
-        now = self._clock()
-        if self._until.get(key, 0.0) > now:
-            return False
-        self._until[key] = now + retry_after
-        return True
-
-    def __len__(self) -> int:
-        return len(self._until)
 
 
 def _caller(event: Event, identity: Identity, actions: Actions | None) -> Caller:

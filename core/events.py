@@ -27,6 +27,7 @@ class Origin:
     server_name: str = ""
     channel_name: str = ""
     is_admin: bool = False
+    roles: tuple[str, ...] = ()  # the sender's role ids in the server (Discord); else empty
 
     @property
     def conversation_key(self) -> tuple[str, str, str, str]:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from pydantic import BaseModel
 
 from core.caller import Caller
-from core.errors import PluginError
+from core.errors import InputRejected, PluginError
 from core.events import Attachment, Event, Origin, ReplyPart
 
 if TYPE_CHECKING:
@@ -161,6 +161,21 @@ class CommandContext(_CallerView):
     plugin: PluginContext
     config: BaseModel | None = None
     attachments: tuple[Attachment, ...] = ()  # files sent with the command (read() is capped)
+    # The enabled plugins' content screens for this caller (set by the core).
+    screens: Screens | None = field(default=None, repr=False)
+
+    async def screen(self, texts: Sequence[str], what: str) -> None:
+        """Pass text a user supplied (an upload's passages) through the content screens of
+        the plugins enabled here (moderation) before keeping it.
+
+        Raises:
+            InputRejected: A screen refused it; the message says why, in one line.
+        """
+        if self.screens is None or not texts:
+            return
+        reason = await self.screens(list(texts), what)
+        if reason:
+            raise InputRejected(reason)
 
     @property
     def admin(self) -> Administration:
@@ -172,10 +187,12 @@ class CommandContext(_CallerView):
 
 @dataclass(slots=True)
 class HookContext(_CallerView):
-    """Given to inbound and outbound hooks."""
+    """Given to inbound and outbound hooks (and content screens)."""
 
     caller: Caller
     config: BaseModel | None = None
+    event: Event | None = None  # outbound hooks: the event being answered
+    answered: bool = True  # False: a message the bot does not answer (``unanswered``)
 
 
 CommandResult = str | ReplyPart | Sequence[ReplyPart] | None
@@ -185,6 +202,10 @@ OutboundHook = Callable[[HookContext, ReplyPart], Awaitable[ReplyPart | None]]
 ButtonHandler = Callable[..., Awaitable[CommandResult] | AsyncIterator[ReplyPart]]
 Task = Callable[[PluginContext], Awaitable[None]]
 ToolFunc = Callable[..., Awaitable[Any]]
+# A content screen: the texts and what they are ("upload") -> a one-line refusal, or None.
+ScreenHook = Callable[[HookContext, list[str], str], Awaitable[str | None]]
+# What the core gives a command: every enabled plugin's screens, run for this caller.
+Screens = Callable[[list[str], str], Awaitable[str | None]]
 Lifecycle = Callable[[PluginContext], Awaitable[None]]
 # Whether a tool is worth offering to this caller now (a knowledge base with documents).
 Availability = Callable[[ToolContext], Awaitable[bool]]
@@ -257,7 +278,9 @@ class Plugin:
     tool_available: dict[str, Availability] = field(default_factory=dict)  # name -> check
     commands: dict[str, Command] = field(default_factory=dict)
     inbound_hooks: list[InboundHook] = field(default_factory=list)
+    unanswered_hooks: list[InboundHook] = field(default_factory=list)  # see ``inbound``
     outbound_hooks: list[Outbound] = field(default_factory=list)
+    screens: list[ScreenHook] = field(default_factory=list)
     buttons: dict[str, ButtonHandler] = field(default_factory=dict)
     # Button actions that still work where the plugin is disabled (cancelling a job).
     buttons_when_disabled: set[str] = field(default_factory=set)
@@ -355,10 +378,29 @@ class Plugin:
 
         return register
 
-    def inbound(self, hook: InboundHook) -> InboundHook:
-        """Declare an inbound hook: return the (maybe changed) event, or None to drop it."""
-        self.inbound_hooks.append(hook)
-        return hook
+    @overload
+    def inbound(self, hook: InboundHook) -> InboundHook: ...
+    @overload
+    def inbound(
+        self, hook: None = None, *, unanswered: bool = False
+    ) -> Callable[[InboundHook], InboundHook]: ...
+    def inbound(
+        self, hook: InboundHook | None = None, *, unanswered: bool = False
+    ) -> InboundHook | Callable[[InboundHook], InboundHook]:
+        """Declare an inbound hook: return the (maybe changed) event, or None to drop it.
+
+        ``unanswered=True``: it also sees the messages the bot does not answer (everything
+        said in a server's channels, as moderation must); for those, what it returns is
+        ignored, and a ``UserError`` it raises is the one line the sender is told.
+        """
+
+        def register(func: InboundHook) -> InboundHook:
+            self.inbound_hooks.append(func)
+            if unanswered:
+                self.unanswered_hooks.append(func)
+            return func
+
+        return register(hook) if hook is not None else register
 
     @overload
     def outbound(self, hook: OutboundHook) -> OutboundHook: ...
@@ -384,6 +426,13 @@ class Plugin:
             return func
 
         return register(hook) if hook is not None else register
+
+    def screen(self, hook: ScreenHook) -> ScreenHook:
+        """Declare a content screen: text another plugin is about to keep (an upload's
+        passages, through ``CommandContext.screen``) passes it first; return a one-line
+        reason to refuse it (shown to the user), or None to let it through."""
+        self.screens.append(hook)
+        return hook
 
     def button(
         self, action: str, *, when_disabled: bool = False

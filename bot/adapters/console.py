@@ -13,7 +13,8 @@ import asyncio
 import io
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
@@ -21,6 +22,7 @@ from rich.progress import Progress as ProgressBar
 from rich.progress import TaskID
 from rich.text import Text as RichText
 
+from core.adapter import DELETE, POST, TIMEOUT
 from core.errors import UserError
 from core.events import (
     Buttons,
@@ -94,6 +96,30 @@ def format_part(part: ReplyPart) -> str | None:
     return None
 
 
+class ConsoleActions:
+    """Plugins' platform actions in the console: nothing is done, it says what would be."""
+
+    capabilities = frozenset({DELETE, TIMEOUT, POST})
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+
+    async def delete_message(self, origin: Origin, message_id: str) -> None:
+        """Say that message ``message_id`` would be deleted."""
+        self._say(f"[would delete message {message_id}]")
+
+    async def timeout_user(self, origin: Origin, seconds: float, reason: str) -> None:
+        """Say that the user would be timed out."""
+        self._say(f"[would time out {origin.user_id!r} for {seconds / 60:g} minutes: {reason}]")
+
+    async def post(self, origin: Origin, channel_id: str, parts: Sequence[ReplyPart]) -> None:
+        """Say what would be posted to channel ``channel_id``."""
+        for part in parts:
+            rendered = format_part(part)
+            if rendered is not None:
+                self._say(f"[to channel {channel_id!r}] {rendered}")
+
+
 async def run_console(
     app: App,
     *,
@@ -126,22 +152,29 @@ async def run_console(
     else:
         renderer = _PlainRenderer(stdout)
         read = _line_reader(stdin, tty=False)
+    actions = ConsoleActions(renderer.note)
+    count = 0
     while (line := await read()) is not None:
         event = parse_line(origin, line)
+        if isinstance(event, MessageEvent):
+            count += 1
+            event = replace(event, message_id=f"console-{count}")
         if event is not None:
-            await _answer(app, event, renderer)
+            await _answer(app, event, renderer, actions)
     if interactive:
         stdout.write("\n")
         stdout.flush()
     return 0
 
 
-async def _answer(app: App, event: Event, renderer: _Renderer) -> None:
+async def _answer(
+    app: App, event: Event, renderer: _Renderer, actions: ConsoleActions | None = None
+) -> None:
     """Render the reply stream of one event; a failure becomes one ``error:`` line."""
     failure: str | None = None
     renderer.begin()
     try:
-        async for part in app.router.handle(event):
+        async for part in app.router.handle(event, actions=actions):
             renderer.part(part)
     except UserError as exc:
         failure = exc.user_message
@@ -237,6 +270,10 @@ class _Renderer:
     def end(self) -> None:
         """Finish the reply (also after a failure)."""
 
+    def note(self, line: str) -> None:
+        """Say what a plugin's platform action would have done (``ConsoleActions``)."""
+        raise NotImplementedError
+
 
 class _PlainRenderer(_Renderer):
     """Pipes: the final text (never the deltas), one line per attachment, no progress."""
@@ -269,6 +306,10 @@ class _PlainRenderer(_Renderer):
         self._deltas = []
         self._out.flush()
 
+    def note(self, line: str) -> None:
+        """One line, as it is."""
+        self._write(line)
+
     def _write(self, text: str) -> None:
         self._out.write(text.rstrip("\n") + "\n")
 
@@ -285,6 +326,10 @@ class _LiveRenderer(_Renderer):
     def begin(self) -> None:
         """Forget the previous reply."""
         self._streamed = []
+
+    def note(self, line: str) -> None:
+        """One line, dimmed: it is not the bot's answer."""
+        self._console.print(RichText(line, style="yellow"))
 
     def part(self, part: ReplyPart) -> None:
         """Render one part right away."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -199,6 +200,7 @@ async def _add_one(ctx: CommandContext, filename: str, read: render.Reader) -> s
             data,
             added_by=ctx.user_pk,
             added_by_name=ctx.origin.user_name or ctx.origin.user_id,
+            screen=partial(ctx.screen, what="upload"),
         )
     except InputRejected as exc:
         return exc.user_message

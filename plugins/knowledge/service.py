@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -39,6 +39,8 @@ from storage.models import utcnow
 log = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "dense", "keyword"]
+# Sees an upload's passages before they are stored; raises InputRejected to refuse them.
+Screen = Callable[[list[str]], Awaitable[None]]
 MAX_QUERY_CHARS = 1000
 # Reciprocal rank fusion, weighted. The textbook constant 60 flattens ranks so much that
 # a passage both retrievers rank 5th beats one the vectors rank 1st. Measured on the
@@ -126,8 +128,10 @@ class KnowledgeBase:
         *,
         added_by: int | None,
         added_by_name: str,
+        screen: Screen | None = None,
     ) -> Added:
         """Read, chunk, embed and store one file; a same-named older version is replaced.
+        ``screen`` sees the passages before anything is stored (moderation).
 
         Raises:
             InputRejected: The file is unacceptable, already present, or over a limit.
@@ -140,6 +144,8 @@ class KnowledgeBase:
         )
         if not chunks:
             raise InputRejected(f"{document.title} has no text to add.")
+        if screen is not None:
+            await screen([piece.text for piece in chunks])
         async with self._ingesting:
             older = await self.library.by_source(server_pk, document.title)
             await self._check_limits(server_pk, len(chunks), older)

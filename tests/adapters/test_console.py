@@ -115,7 +115,7 @@ class _ScriptedRouter:
         self.script = script
         self.events: list[Event] = []
 
-    async def handle(self, event: Event) -> AsyncIterator[ReplyPart]:
+    async def handle(self, event: Event, *, actions: object = None) -> AsyncIterator[ReplyPart]:
         """Record the event, then replay the script."""
         self.events.append(event)
         async for part in self.script(event):
@@ -212,7 +212,7 @@ async def test_lines_become_events_from_the_console_origin() -> None:
 
     origin = console_origin("s1", "u1", admin=True)
     assert router.events == [
-        MessageEvent(origin, text="hello there"),
+        MessageEvent(origin, text="hello there", message_id="console-1"),  # numbered
         CommandEvent(origin, name="plugins", text="enable  calculator"),
     ]
     assert origin.platform == "console"

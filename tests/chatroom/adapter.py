@@ -335,7 +335,10 @@ class ChatRoomAdapter:
 
     async def _on_message(self, message: Message) -> None:
         event = self.event(message)
-        if isinstance(event, MessageEvent) and not await self.app.router.answers(event):
+        router = self.app.router
+        if isinstance(event, MessageEvent) and not (
+            await router.answers(event) or await router.watches(event)
+        ):
             return
         parts = self.app.router.handle(event, actions=self.actions)
         await self.render(message.server, message.channel, parts)
