@@ -23,11 +23,51 @@ Predict = Callable[[list[str]], Sequence[float]]
 
 
 def load_predictor() -> Predict:
-    """The classifier's batch function (imports scikit-learn: about 0.7 s, once)."""
-    from profanity_check import predict_prob  # type: ignore[import-untyped]
+    """The classifier's batch function (imports scikit-learn: about 0.7 s, once).
+
+    The model is five linear SVMs, each with a sigmoid calibration, averaged
+    (``CalibratedClassifierCV``). scikit-learn's ``predict_proba`` validates its input
+    five times over, which is 90% of a call (3 ms for one message); the same arithmetic
+    as one sparse product and a sigmoid gives the same numbers (equal to the last bit on
+    the labelled set, a test checks) in 0.4 ms. A model of any other shape is called the
+    library's way.
+    """
+    import profanity_check.profanity_check as library  # type: ignore[import-untyped]
+
+    fast = _linear(library.model, library.vectorizer)
+    if fast is not None:
+        return fast
 
     def predict(texts: list[str]) -> Sequence[float]:
-        return [float(p) for p in predict_prob(texts)]
+        return [float(p) for p in library.predict_prob(texts)]
+
+    return predict
+
+
+def _linear(model: Any, vectorizer: Any) -> Predict | None:
+    """``model.predict_proba(...)[:, 1]`` as plain arithmetic, where the model allows."""
+    import numpy as np
+    from scipy.special import expit
+
+    try:
+        parts = model.calibrated_classifiers_
+        weights = np.vstack([part.estimator.coef_.ravel() for part in parts]).T
+        biases = np.array([part.estimator.intercept_[0] for part in parts])
+        slopes = np.array([part.calibrators[0].a_ for part in parts])
+        offsets = np.array([part.calibrators[0].b_ for part in parts])
+        binary = list(model.classes_) == [0, 1] and all(
+            type(part.calibrators[0]).__name__ == "_SigmoidCalibration"
+            and len(part.calibrators) == 1
+            for part in parts
+        )
+    except (AttributeError, IndexError, ValueError):
+        return None
+    if not binary:
+        return None
+
+    def predict(texts: list[str]) -> Sequence[float]:
+        decision = vectorizer.transform(texts) @ weights + biases
+        return [float(p) for p in expit(-(decision * slopes + offsets)).mean(axis=1)]
 
     return predict
 

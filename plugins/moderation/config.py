@@ -22,7 +22,7 @@ class ModerationSettings(Section):
     )
     judge_chat_format: str = Field("chatml", description="Chat format of a judge GGUF")
     judge_timeout_s: float = Field(20.0, gt=0, le=600)
-    batch_window_ms: float = Field(2.0, ge=0, le=1000, description="Classifier micro-batch")
+    batch_window_ms: float = Field(0.0, ge=0, le=1000, description="Classifier micro-batch")
     max_batch: int = Field(128, ge=1, le=10_000)
     log_retention_days: int = Field(90, ge=1, le=3650)
     max_log_rows: int = Field(100_000, ge=100, le=100_000_000, description="Per server")

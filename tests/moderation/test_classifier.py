@@ -62,3 +62,13 @@ async def test_a_failing_model_fails_its_callers_and_the_next_batch_works() -> N
     with pytest.raises(RuntimeError, match="broken"):
         await classifier.score("hello")
     assert await classifier.score("hello again") == 0.25
+
+
+def test_the_fast_path_gives_the_librarys_own_numbers() -> None:
+    from profanity_check import predict_prob
+
+    from plugins.moderation.evaluate import load
+    from tests.moderation.test_labelled_set import SET
+
+    texts = [item.text for item in load(SET)]
+    assert list(PREDICT(texts)) == pytest.approx(list(predict_prob(texts)), abs=1e-12)

