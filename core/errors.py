@@ -10,6 +10,8 @@
     │   └── PluginTimeout             a plugin call ran past its time limit
     ├── ResultRejected                an image worker's result is not what was asked
     │                                 (workers.validate)
+    ├── PlatformError                 a platform refused an action (delete, time out,
+    │                                 post: missing permissions, unknown message)
     └── UserError                     carries text meant for the user (``user_message``)
         ├── CommandError              unknown command, bad option, missing argument
         ├── PermissionDenied          an admin-only action by a non-admin
@@ -38,6 +40,10 @@ def new_error_id() -> str:
 
 class AtelierError(Exception):
     """Root of every error Atelier raises on purpose."""
+
+
+class PlatformError(AtelierError):
+    """A chat platform refused or failed an action a plugin asked for (``Actions``)."""
 
 
 class ConfigError(AtelierError):

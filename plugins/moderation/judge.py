@@ -85,11 +85,13 @@ class Judge:
     def __init__(self, complete: Complete, *, timeout_s: float = 20.0) -> None:
         self._complete = complete
         self._timeout_s = timeout_s
+        self.calls = 0  # questions asked
         self.invalid = 0  # answers that were not valid judgements (fell back)
 
     async def judge(self, text: str, role: str = "User") -> Judgement | None:
         """The judgement of ``text``, or None (the caller keeps the previous verdict)."""
         messages = [{"role": "user", "content": guard_prompt(text, role)}]
+        self.calls += 1
         try:
             async with asyncio.timeout(self._timeout_s):
                 answer = await self._complete(messages, SCHEMA)

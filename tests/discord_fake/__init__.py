@@ -34,7 +34,9 @@ Cheat sheet (``FakeDiscord``; paths are globs over the path after ``/api/v10``):
 * world: ``token``, ``bot``, ``application_id``, ``add_guild(name) -> Guild``,
   ``guild.add_channel(name)``, ``guild.add_thread(parent, name)``,
   ``guild.add_member(name, admin=False) -> Member``, ``add_user(name)``,
-  ``dm_channel(user)``, ``set_shards(n)``;
+  ``await add_role(guild, name, permissions, members=[...]) -> Role`` (permission bits in
+  ``models``: ``MANAGE_MESSAGES``, ``MODERATE_MEMBERS``…), ``dm_channel(user)``,
+  ``set_shards(n)``;
 * inject: ``send_message(channel, author, content, mentions_bot=, reply_to=,
   attachments=[(name, bytes[, type])], sticker=) -> dict``,
   ``invoke_command(guild|None, channel, member|user, name, options={}, subcommand=)
@@ -42,10 +44,15 @@ Cheat sheet (``FakeDiscord``; paths are globs over the path after ``/api/v10``):
   ``remove_guild(guild)``, ``disconnect_gateway(code=4000, reconnect_op=False)``;
 * faults: ``fail_next(method, pattern, status=429, retry_after=0.3, times=1)``,
   ``forbid(channel)``, ``set_ack_timeout(seconds)``; content over 2,000 characters is
-  400/50035 and an empty message 400/50006 without asking;
+  400/50035 and an empty message 400/50006 without asking; deleting someone else's
+  message without MANAGE_MESSAGES (or in a DM), or a timeout without MODERATE_MEMBERS (or
+  of an administrator) is 403, a timeout over 28 days 400/50035, an unknown message,
+  channel or member 404;
 * read: ``calls``, ``calls_to(method, pattern)``, ``wait_for_call(...)``,
   ``messages_in(channel)``, ``bot_messages_in(channel)``, ``message(id)``,
-  ``edits_of(message_id)``, ``command_syncs(guild|None)``, ``commands(guild|None)``,
+  ``edits_of(message_id)``, ``deletes_in(channel)``, ``timeouts_of(member)`` (and
+  ``member.communication_disabled_until``), each call's audit-log ``call.reason``,
+  ``command_syncs(guild|None)``, ``commands(guild|None)``,
   ``interaction_responses(interaction)`` (also ``interaction.original`` /
   ``.followups`` / ``.callback_type``), ``identify_count()``, ``resume_count()``,
   ``wait_for_identify()``, ``wait_for_resume()``, ``gateway.sessions[i].events(name)``.

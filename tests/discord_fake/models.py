@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 _EPHEMERAL = 1 << 6  # message flag (messages.EPHEMERAL)
@@ -25,12 +25,14 @@ MANAGE_GUILD = 1 << 5
 ADD_REACTIONS = 1 << 6
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
+MANAGE_MESSAGES = 1 << 13
 EMBED_LINKS = 1 << 14
 ATTACH_FILES = 1 << 15
 READ_MESSAGE_HISTORY = 1 << 16
 USE_EXTERNAL_EMOJIS = 1 << 18
 USE_APPLICATION_COMMANDS = 1 << 31
 SEND_MESSAGES_IN_THREADS = 1 << 38
+MODERATE_MEMBERS = 1 << 40
 ALL_PERMISSIONS = (1 << 50) - 1
 EVERYONE_PERMISSIONS = (
     ADD_REACTIONS
@@ -134,6 +136,8 @@ class Member:
     guild: Guild
     roles: list[Role] = field(default_factory=list)
     joined_at: str = field(default_factory=now_iso)
+    # Set by the bot's timeouts (PATCH /guilds/{g}/members/{u}); None: not timed out.
+    communication_disabled_until: str | None = None
 
     @property
     def id(self) -> int:
@@ -160,7 +164,7 @@ class Member:
             "mute": False,
             "flags": 0,
             "pending": False,
-            "communication_disabled_until": None,
+            "communication_disabled_until": self.communication_disabled_until,
         }
         if with_user:
             data["user"] = self.user.to_payload()
@@ -293,6 +297,15 @@ class Guild:
         member = Member(user, self, roles=[self.admin_role] if admin else [])
         self.members.append(member)
         return member
+
+    def add_role(self, name: str, permissions: int, *, members: Iterable[Member] = ()) -> Role:
+        """A new role (above the others) given to ``members`` (the bot's own too:
+        ``guild.bot_member``). ``FakeDiscord.add_role`` also tells connected clients."""
+        role = Role(self.world.ids.next(), name, permissions, position=len(self.roles))
+        self.roles.append(role)
+        for member in members:
+            member.roles.append(role)
+        return role
 
     def member(self, user_id: int) -> Member | None:
         """The member with that user id, if any."""

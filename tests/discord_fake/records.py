@@ -39,6 +39,7 @@ class Call:
     files: list[UploadedFile]
     status: int = 0
     at: float = field(default_factory=time.monotonic)
+    reason: str | None = None  # the audit-log reason (``X-Audit-Log-Reason``), if sent
 
     def __repr__(self) -> str:
         return f"<Call {self.method} {self.path} -> {self.status}>"

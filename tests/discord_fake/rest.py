@@ -1,7 +1,10 @@
 """The fake Discord REST API (aiohttp), under ``/api/v10``.
 
 Every request is parsed (JSON or multipart ``payload_json`` + ``files[n]``), recorded as
-a ``Call`` and may be answered by an injected fault before reaching its handler. Bot
+a ``Call`` (with its audit-log reason) and may be answered by an injected fault before
+reaching its handler. Moderation is checked as Discord checks it: deleting someone
+else's message needs Manage Messages (and is impossible in DMs), a timeout needs Moderate
+Members, never reaches an administrator and ends at most 28 days ahead. Bot
 routes need ``Authorization: Bot <token>``; webhook and interaction-callback routes do
 not, as on Discord. Unknown routes answer 404 and are still recorded, so a test can see
 what an adapter tried. Interaction and webhook routes live in ``webhooks.py``.
@@ -10,9 +13,11 @@ what an adapter tried. Interaction and webhook routes live in ``webhooks.py``.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import fnmatch
 import json
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,7 +26,7 @@ from aiohttp import BodyPartReader, web
 
 from . import messages as msgs
 from .messages import ApiError
-from .models import Channel, World
+from .models import ADMINISTRATOR, MANAGE_MESSAGES, MODERATE_MEMBERS, Channel, Member, World
 from .records import Call, Interaction, UploadedFile
 
 CALL_KEY = web.RequestKey("call", Call)
@@ -37,6 +42,7 @@ _OK_HEADERS = {
     "X-RateLimit-Reset-After": "1.0",
     "X-RateLimit-Scope": "user",
 }
+LONGEST_TIMEOUT = dt.timedelta(days=28)
 
 
 @dataclass
@@ -129,6 +135,8 @@ class RestApi:
         add("GET", API_PREFIX + "/channels/{cid}/messages/{mid}", self._get_message)
         add("PATCH", API_PREFIX + "/channels/{cid}/messages/{mid}", self._edit_message)
         add("DELETE", API_PREFIX + "/channels/{cid}/messages/{mid}", self._delete_message)
+        add("GET", API_PREFIX + "/guilds/{gid}/members/{uid}", self._get_member)
+        add("PATCH", API_PREFIX + "/guilds/{gid}/members/{uid}", self._edit_member)
         for path in ("/applications/{app}/commands", "/applications/{app}/guilds/{gid}/commands"):
             add("GET", API_PREFIX + path, self._get_commands)
             add("PUT", API_PREFIX + path, self._put_commands)
@@ -145,6 +153,8 @@ class RestApi:
         path = request.path.removeprefix(API_PREFIX)
         body, files = await _parse_body(request)
         call = Call(request.method, path, dict(request.query), body, files)
+        if (reason := request.headers.get("X-Audit-Log-Reason")) is not None:
+            call.reason = urllib.parse.unquote(reason)
         request[CALL_KEY] = call
         try:
             response = await self._answer(request, handler, call)
@@ -288,6 +298,8 @@ class RestApi:
 
     async def _delete_message(self, request: web.Request) -> web.Response:
         message = self._message(request)
+        if message["author"]["id"] != str(self.world.bot.id):
+            self._check_may_delete(self.channel(request))
         del self.world.messages[int(message["id"])]
         data = {"id": message["id"], "channel_id": message["channel_id"]}
         if "guild_id" in message:
@@ -307,6 +319,41 @@ class RestApi:
     def _check_allowed(self, channel: Channel) -> None:
         if channel.id in self.forbidden:
             raise ApiError(403, 50013, "Missing Permissions")
+
+    def _check_may_delete(self, channel: Channel) -> None:
+        """Someone else's message: only in a guild, and only with Manage Messages."""
+        if channel.guild is None:
+            raise ApiError(403, 50003, "Cannot execute action on a DM channel")
+        if not channel.guild.bot_member.permissions & MANAGE_MESSAGES:
+            raise ApiError(403, 50013, "Missing Permissions")
+
+    # --- guild members (timeouts) -----------------------------------------------------
+
+    async def _get_member(self, request: web.Request) -> web.Response:
+        return msgs.json_response(self._member(request).to_payload())
+
+    async def _edit_member(self, request: web.Request) -> web.Response:
+        """Only timeouts (``communication_disabled_until``; null lifts one) are kept."""
+        member, body = self._member(request), request[CALL_KEY].json or {}
+        if "communication_disabled_until" in body:
+            guild = member.guild
+            refused = member is guild.bot_member or member.permissions & ADMINISTRATOR
+            if refused or not guild.bot_member.permissions & MODERATE_MEMBERS:
+                raise ApiError(403, 50013, "Missing Permissions")
+            until = body["communication_disabled_until"]
+            member.communication_disabled_until = _timeout_end(until)
+        return msgs.json_response(member.to_payload())
+
+    def _member(self, request: web.Request) -> Member:
+        """The ``{uid}`` member of the ``{gid}`` guild, or 404 Unknown Guild / Member."""
+        guild_id = int(request.match_info["gid"])
+        guild = next((g for g in self.world.guilds if g.id == guild_id), None)
+        if guild is None:
+            raise ApiError(404, 10004, "Unknown Guild")
+        member = guild.member(int(request.match_info["uid"]))
+        if member is None:
+            raise ApiError(404, 10007, "Unknown Member")
+        return member
 
     # --- application commands ---------------------------------------------------------
 
@@ -355,6 +402,26 @@ class RestApi:
 
     async def _not_found(self, request: web.Request) -> web.Response:
         raise ApiError(404, 0, "404: Not Found")
+
+
+def _timeout_end(value: Any) -> str | None:
+    """A timeout's end as Discord takes it: an aware ISO timestamp at most 28 days ahead."""
+    if value is None:
+        return None
+    try:
+        until = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        until = None
+    if until is None or until.tzinfo is None:
+        raise _bad_timeout("BASE_TYPE_BAD_TIME", "Could not parse the time.")
+    if until > dt.datetime.now(dt.UTC) + LONGEST_TIMEOUT:
+        raise _bad_timeout("BASE_TYPE_BAD_TIME", "Timeouts may last no more than 28 days from now.")
+    return until.isoformat()
+
+
+def _bad_timeout(code: str, message: str) -> ApiError:
+    field = {"communication_disabled_until": {"_errors": [{"code": code, "message": message}]}}
+    return ApiError(400, 50035, "Invalid Form Body", field)
 
 
 def _guild_key(request: web.Request) -> int | None:

@@ -18,7 +18,16 @@ from aiohttp import web
 
 from . import messages as msgs
 from .gateway import IDENTIFY, RESUME, Gateway
-from .models import EVERYONE_PERMISSIONS, SEND_MESSAGES, Channel, Guild, Member, User, World
+from .models import (
+    EVERYONE_PERMISSIONS,
+    SEND_MESSAGES,
+    Channel,
+    Guild,
+    Member,
+    Role,
+    User,
+    World,
+)
 from .records import Call, Interaction, UploadedFile
 from .rest import API_PREFIX, Fault, RestApi
 
@@ -125,6 +134,17 @@ class FakeDiscord:
     def dm_channel(self, user: User) -> Channel:
         """The DM channel between the bot and ``user``."""
         return self.world.dm_channel(user)
+
+    async def add_role(
+        self, guild: Guild, name: str, permissions: int, *, members: Iterable[Member] = ()
+    ) -> Role:
+        """A new role given to ``members`` (``guild.bot_member`` grants the bot permissions
+        such as ``MANAGE_MESSAGES``); connected clients get GUILD_ROLE_CREATE. Members'
+        messages and interactions carry it from now on."""
+        role = guild.add_role(name, permissions, members=members)
+        payload = {"guild_id": str(guild.id), "role": role.to_payload()}
+        await self.gateway.dispatch("GUILD_ROLE_CREATE", payload, guild_id=guild.id)
+        return role
 
     def set_shards(self, count: int) -> None:
         """What ``GET /gateway/bot`` recommends as the shard count."""
@@ -372,6 +392,15 @@ class FakeDiscord:
     def message(self, message_id: int | str) -> dict[str, Any] | None:
         """The current state of a message (``None`` once deleted)."""
         return self.world.messages.get(int(message_id))
+
+    def deletes_in(self, channel: Channel) -> list[Call]:
+        """DELETE calls for messages of ``channel`` (refused ones too, with their status)."""
+        return self.calls_to("DELETE", f"/channels/{channel.id}/messages/*")
+
+    def timeouts_of(self, member: Member) -> list[Call]:
+        """PATCH calls that edited ``member`` (timeouts: ``json["communication_disabled_until"]``,
+        ``reason``); the member's current timeout is ``member.communication_disabled_until``."""
+        return self.calls_to("PATCH", f"/guilds/{member.guild.id}/members/{member.id}")
 
     def edits_of(self, message_id: int | str) -> list[Call]:
         """PATCH calls that edited the message (channel or webhook route)."""

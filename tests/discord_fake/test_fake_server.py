@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import json
 
@@ -12,6 +13,7 @@ import pytest
 
 from tests.discord_fake import FakeDiscord, discord_pointed_at
 from tests.discord_fake.conftest import Lab, RawClient
+from tests.discord_fake.models import MANAGE_MESSAGES, MODERATE_MEMBERS
 
 
 async def test_client_logs_in_and_sees_the_guild(lab: Lab, raw: RawClient) -> None:
@@ -278,3 +280,57 @@ async def test_an_auto_sharded_client_follows_gateway_bot() -> None:
             finally:
                 await client.close()
                 await asyncio.wait_for(task, 5)
+
+
+async def test_deleting_someone_elses_message_needs_manage_messages_in_a_guild(
+    lab: Lab, raw: RawClient
+) -> None:
+    sent = await lab.fake.send_message(lab.general, lab.member, "spam")
+    channel = raw.client.get_channel(lab.general.id)
+    assert isinstance(channel, discord.TextChannel)
+    message = channel.get_partial_message(int(sent["id"]))
+
+    with pytest.raises(discord.Forbidden) as refused:
+        await message.delete()
+    assert refused.value.code == 50013
+    await lab.fake.add_role(lab.guild, "Janitor", MANAGE_MESSAGES, members=[lab.guild.bot_member])
+    await message.delete()
+    with pytest.raises(discord.NotFound) as gone:
+        await message.delete()
+
+    assert gone.value.code == 10008
+    assert [c.status for c in lab.fake.deletes_in(lab.general)] == [403, 204, 404]
+    assert lab.fake.message(sent["id"]) is None
+    dm = lab.fake.dm_channel(lab.member.user)
+    theirs = await lab.fake.send_message(dm, lab.member.user, "psst")
+    partial = raw.client.get_partial_messageable(dm.id).get_partial_message(int(theirs["id"]))
+    with pytest.raises(discord.Forbidden) as in_dm:
+        await partial.delete()
+    assert in_dm.value.code == 50003
+
+
+async def test_a_timeout_needs_moderate_members_and_ends_within_28_days(
+    lab: Lab, raw: RawClient
+) -> None:
+    guild = raw.client.get_guild(lab.guild.id)
+    assert guild is not None
+    member = await guild.fetch_member(lab.member.id)
+
+    with pytest.raises(discord.Forbidden):
+        await member.timeout(dt.timedelta(hours=1))
+    await lab.fake.add_role(lab.guild, "Mod", MODERATE_MEMBERS, members=[lab.guild.bot_member])
+    await member.timeout(dt.timedelta(hours=1), reason="too loud")
+    with pytest.raises(discord.HTTPException) as too_long:
+        await member.timeout(dt.timedelta(days=29))
+    with pytest.raises(discord.NotFound) as unknown:
+        await guild.fetch_member(lab.fake.add_user("stranger").id)
+
+    assert too_long.value.status == 400 and too_long.value.code == 50035
+    assert unknown.value.code == 10007
+    calls = lab.fake.timeouts_of(lab.member)
+    assert [c.status for c in calls] == [403, 200, 400]
+    assert calls[1].reason == "too loud"
+    until = dt.datetime.fromisoformat(calls[1].json["communication_disabled_until"])
+    assert lab.member.communication_disabled_until == until.isoformat()
+    refreshed = await guild.fetch_member(lab.member.id)
+    assert refreshed.timed_out_until == until

@@ -23,14 +23,16 @@ Usage::
 Telegram's rules are enforced without asking: text 1..4096 characters after entity parsing
 (``parse_mode=HTML`` parsed with ``html.parser``; only Telegram's tags; whitespace trimmed at
 both ends), captions ≤ 1024, ``callback_data`` 1..64 bytes, uploaded photos must be images,
-"message is not modified" on identical edits, "chat not found" for unknown chats.
+"message is not modified" on identical edits, "chat not found" for unknown chats,
+"message to delete not found", ``restrictChatMember`` only in supergroups, never of an
+administrator, and for ever when ``until_date`` is under 30 s or over 366 days ahead.
 ``Markdown``/``MarkdownV2`` texts are accepted but not parsed (stored as sent).
 
 Cheat sheet (``FakeBotAPI``):
 
 * world: ``token``, ``bot_id``, ``bot_username``, ``url``, ``base_url``, ``base_file_url``,
   ``user(first_name, username=)``, ``private_chat(user)``, ``group(title, supergroup=True)``,
-  ``channel(title)``, ``make_admin(chat, user)``;
+  ``channel(title)``, ``make_admin(chat, user)``, ``demote_bot(chat)``;
 * inject: ``send_text(chat, user, text, reply_to_bot=, entities=)``,
   ``send_document(chat, user, filename, data, mime=, caption=)``,
   ``send_other(chat, user, "sticker"|"voice"|"location"|"poll")``,
@@ -42,7 +44,8 @@ Cheat sheet (``FakeBotAPI``):
 * read: ``calls`` ((method, params) with files as ``{"filename", "size"}``),
   ``call_statuses``, ``calls_of(method)``, ``bot_messages(chat)`` (with ``html`` when
   HTML was sent), ``edits_of(chat, message_id)``, ``commands_for(chat|None)``,
-  ``answered_callbacks()``, ``chat_actions(chat)``, ``drafts(chat)``,
+  ``answered_callbacks()``, ``chat_actions(chat)``, ``drafts(chat)``, ``deleted(chat)``
+  (message ids), ``restriction(chat, user)`` (``until_date``, ``forever``, ``permissions``),
   ``webhook_deliveries`` ((update_id, HTTP status)), ``polling`` (a long poll is parked),
   ``until(check, within=10.0)``.
 

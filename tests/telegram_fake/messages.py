@@ -165,11 +165,16 @@ class MessageMethods:
         return self._edited(chat, message)
 
     def deleteMessage(self, params: dict[str, Any]) -> bool:
-        """Remove a message from the chat."""
+        """Remove a message from the chat; someone else's in a group only while the bot is
+        an administrator there."""
         chat = self._chat(params, writing=True)
-        if self.world.message(chat, params.get("message_id")) is None:
+        message = self.world.message(chat, params.get("message_id"))
+        if message is None:
             raise bad_request("message to delete not found")
-        del self.world.messages[chat.id][int(params["message_id"])]
+        if chat.id in self.world.demoted and not self.world.is_bots(message):
+            raise bad_request("message can't be deleted")
+        del self.world.messages[chat.id][message["message_id"]]
+        self.world.deleted.append((chat.id, message["message_id"]))
         return True
 
     # --- helpers ------------------------------------------------------------------------

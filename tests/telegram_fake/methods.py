@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import inspect
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,11 +23,13 @@ API_METHODS = (
     "getMe getUpdates setWebhook deleteWebhook getWebhookInfo logOut close sendMessage"
     " sendMessageDraft sendPhoto sendDocument sendChatAction editMessageText editMessageCaption"
     " editMessageReplyMarkup deleteMessage setMyCommands deleteMyCommands getMyCommands"
-    " getChatMember getChat answerCallbackQuery getFile"
+    " getChatMember getChat answerCallbackQuery getFile restrictChatMember"
 ).split()
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 _COMMAND = re.compile(r"[a-z0-9_]{1,32}")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# A restriction ending sooner than 30 s or later than 366 days from now is for ever.
+FINITE_RESTRICTION_S = (30, 366 * 24 * 3600)
 
 
 class BotMethods(MessageMethods):
@@ -164,15 +167,47 @@ class BotMethods(MessageMethods):
         return list(self.world.commands.get(self._scope_key(params), []))
 
     def getChatMember(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``administrator`` for the bot and promoted users, else ``member``."""
+        """``administrator`` for the bot (unless demoted) and promoted users, else
+        ``member``."""
         chat = self._chat(params)
         user_id = int(params.get("user_id", 0))
         user = self.world.bot if user_id == self.world.bot.id else self.world.users.get(user_id)
         if user is None:
             raise bad_request("user not found")
-        if user.is_bot or (chat.id, user.id) in self.world.admins:
-            return _administrator(user.to_json(), bot=user.is_bot)
+        if user.is_bot and chat.id not in self.world.demoted:
+            return _administrator(user.to_json(), bot=True)
+        if (chat.id, user.id) in self.world.admins:
+            return _administrator(user.to_json(), bot=False)
         return {"status": "member", "user": user.to_json()}
+
+    def restrictChatMember(self, params: dict[str, Any]) -> bool:
+        """Restrict a member of a supergroup until ``until_date`` (recorded in
+        ``World.restrictions``); as on Telegram, a date under 30 s or over 366 days
+        ahead (or none) means for ever."""
+        chat = self._chat(params)
+        if chat.type != "supergroup":
+            raise bad_request("method is available only for supergroups")
+        user_id = int(params.get("user_id", 0))
+        if user_id == self.world.bot.id:
+            raise bad_request("can't restrict self")
+        if user_id not in self.world.users:
+            raise bad_request("PARTICIPANT_ID_INVALID")
+        if chat.id in self.world.demoted:
+            raise bad_request("not enough rights to restrict/unrestrict chat member")
+        if (chat.id, user_id) in self.world.admins:
+            raise bad_request("user is an administrator of the chat")
+        permissions = params.get("permissions")
+        if not isinstance(permissions, dict):
+            raise bad_request("can't parse permissions JSON object")
+        until = int(params.get("until_date") or 0)
+        shortest, longest = FINITE_RESTRICTION_S
+        forever = not shortest <= until - time.time() <= longest
+        self.world.restrictions[(chat.id, user_id)] = {
+            "permissions": permissions,
+            "until_date": 0 if forever else until,
+            "forever": forever,
+        }
+        return True
 
     def getChat(self, params: dict[str, Any]) -> dict[str, Any]:
         """The ``ChatFullInfo`` of a known chat."""

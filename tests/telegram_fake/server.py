@@ -110,6 +110,11 @@ class FakeBotAPI:
         """``getChatMember`` answers ``administrator`` for ``user`` in ``chat``."""
         self.world.admins.add((chat.id, user.id))
 
+    def demote_bot(self, chat: Chat) -> None:
+        """The bot is no administrator of ``chat`` any more: it may not delete others'
+        messages or restrict anyone there."""
+        self.world.demoted.add(chat.id)
+
     # --- injecting what users do --------------------------------------------------------
 
     async def send_text(
@@ -306,6 +311,16 @@ class FakeBotAPI:
     def bot_messages(self, chat: Chat) -> list[dict[str, Any]]:
         """The bot's messages in ``chat`` as they are now (after edits and deletes)."""
         return self.world.bot_messages(chat)
+
+    def deleted(self, chat: Chat) -> list[int]:
+        """Ids of the messages deleted in ``chat`` (by ``deleteMessage``), in order."""
+        return [message for where, message in self.world.deleted if where == chat.id]
+
+    def restriction(self, chat: Chat, user: User) -> dict[str, Any] | None:
+        """The last ``restrictChatMember`` of ``user`` in ``chat``: ``permissions``,
+        ``until_date`` (0: for ever) and ``forever``; None when never restricted."""
+        found = self.world.restrictions.get((chat.id, user.id))
+        return None if found is None else dict(found)
 
     def edits_of(self, chat: Chat, message_id: int) -> int:
         """How many successful edits message ``message_id`` in ``chat`` received."""

@@ -51,6 +51,11 @@ class World:
         self.waiting_polls = 0  # getUpdates calls parked in a long poll right now
         self.allowed_updates: list[str] | None = None
         self.admins: set[tuple[int, int]] = set()
+        self.demoted: set[int] = set()  # chats where the bot is no administrator
+        self.deleted: list[tuple[int, int]] = []  # (chat id, message id), in order
+        # (chat id, user id) -> the last restrictChatMember: permissions, until_date
+        # (0: forever) and forever.
+        self.restrictions: dict[tuple[int, int], dict[str, Any]] = {}
         self.blocked: set[int] = set()
         self.migrated: dict[int, int] = {}
         self.commands: dict[tuple[Any, ...], list[dict[str, Any]]] = {}

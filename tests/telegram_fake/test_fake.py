@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import io
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 from PIL import Image
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity
+from telegram import (
+    Bot,
+    ChatPermissions,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    MessageEntity,
+)
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
 
 from tests.telegram_fake import FakeBotAPI
@@ -206,3 +213,52 @@ async def test_migrated_group_and_blocked_chat(fake: FakeBotAPI, bot: Bot) -> No
     fake.block(dm)
     with pytest.raises(Forbidden, match="bot was blocked by the user"):
         await bot.send_message(dm.id, "still there?")
+
+
+async def test_delete_message_is_recorded_and_needs_admin_rights_for_others(
+    fake: FakeBotAPI, bot: Bot
+) -> None:
+    group, bob = fake.group("Lab"), fake.user("Bob")
+    first = await fake.send_text(group, bob, "spam")
+    second = await fake.send_text(group, bob, "more spam")
+
+    assert await bot.delete_message(group.id, first["message_id"])
+    with pytest.raises(BadRequest, match="Message to delete not found"):
+        await bot.delete_message(group.id, first["message_id"])
+    fake.demote_bot(group)
+    with pytest.raises(BadRequest, match="Message can't be deleted"):
+        await bot.delete_message(group.id, second["message_id"])
+
+    assert fake.deleted(group) == [first["message_id"]]
+    assert (await bot.get_chat_member(group.id, bot.id)).status == "member"
+
+
+async def test_restrict_chat_member_keeps_the_date_or_makes_it_for_ever(
+    fake: FakeBotAPI, bot: Bot
+) -> None:
+    group, bob, ada = fake.group("Lab"), fake.user("Bob"), fake.user("Ada")
+    silenced = ChatPermissions.no_permissions()
+    until = int(time.time()) + 600
+
+    assert await bot.restrict_chat_member(group.id, bob.id, silenced, until_date=until)
+    assert fake.restriction(group, bob) == {
+        "permissions": silenced.to_dict(),
+        "until_date": until,
+        "forever": False,
+    }
+    soon = int(time.time()) + 5
+    await bot.restrict_chat_member(group.id, bob.id, silenced, until_date=soon)
+    assert fake.restriction(group, bob) == {
+        "permissions": silenced.to_dict(),
+        "until_date": 0,
+        "forever": True,
+    }
+    fake.make_admin(group, ada)
+    with pytest.raises(BadRequest, match="User is an administrator"):
+        await bot.restrict_chat_member(group.id, ada.id, silenced)
+    with pytest.raises(BadRequest, match="only for supergroups"):
+        await bot.restrict_chat_member(fake.private_chat(bob).id, bob.id, silenced)
+    fake.demote_bot(group)
+    with pytest.raises(BadRequest, match="Not enough rights"):
+        await bot.restrict_chat_member(group.id, bob.id, silenced)
+    assert fake.restriction(group, ada) is None

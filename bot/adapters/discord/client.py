@@ -4,8 +4,9 @@
 its own messages and every message in chat channels, turns slash commands and button
 presses into ``CommandEvent``s and ``ButtonEvent``s, and renders each reply stream in a
 task of its own (never tied to the gateway connection, which discord.py resumes by
-itself). It keeps each guild's slash commands in sync with the plugins enabled there.
-It only translates: what an event means and who may do what is the core's business.
+itself). It keeps each guild's slash commands in sync with the plugins enabled there,
+and passes plugins ``DiscordActions`` (delete, time out, post) with every event. It only
+translates: what an event means and who may do what is the core's business.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from discord import app_commands
 
 from bot.config import DiscordSettings
 from bot.render import Reply, WriteBudget
-from core.adapter import BUTTONS, EDITS, FILES, Limits, NoActions
+from core.adapter import BUTTONS, DELETE, EDITS, FILES, POST, TIMEOUT, Limits
 from core.errors import AtelierError, ConfigError
 from core.events import ButtonEvent, CommandEvent, Event, MessageEvent, ReplyPart
 from core.plugin import Command
 
+from .actions import DiscordActions
 from .commands import GuildSync
 from .sinks import MESSAGE_LIMIT, ChannelSink, DiscordTarget, InteractionSink, Sink
 from .translate import (
@@ -101,7 +103,7 @@ class DiscordAdapter:
     ``wait_until_ready()``, ``stop()``."""
 
     name = PLATFORM
-    capabilities = frozenset({BUTTONS, EDITS, FILES})
+    capabilities = frozenset({BUTTONS, EDITS, FILES, DELETE, TIMEOUT, POST})
 
     def __init__(
         self, app: App, settings: DiscordSettings, *, guild_ready_timeout: float = 2.0
@@ -125,9 +127,8 @@ class DiscordAdapter:
             file_bytes=_DM_UPLOAD_LIMIT,
             button_data_bytes=100,
         )
-        # Deleting, timing out and posting elsewhere come with the moderation plugin.
-        self._actions = NoActions(self.capabilities)
         self._budget = WriteBudget()
+        self._actions = DiscordActions(self.client, self.capabilities, self.limits, self._budget)
         self._chat_channels = set(settings.chat_channels)
         self._work: dict[int | None, set[asyncio.Task[None]]] = {}  # per guild (None: DMs)
         self._ready = asyncio.Event()
@@ -260,13 +261,15 @@ class DiscordAdapter:
             attachments=tuple(attachment_of(item) for item in message.attachments),
             addressing=addressing(message, bot.id, self._chat_channels),
         )
-        # The core decides who is answered; asking first spares a task per stray message.
-        if await self.app.router.answers(event):
+        # The core decides who is answered (and which unanswered messages plugins still
+        # read: moderation); asking first spares a task per stray message.
+        router = self.app.router
+        if await router.answers(event) or await router.watches(event):
             self._spawn(message.guild, self._reply(message, self._route(event)))
 
     async def _reply(self, message: discord.Message, parts: AsyncIterator[ReplyPart]) -> None:
         limit = message.guild.filesize_limit if message.guild else _DM_UPLOAD_LIMIT
-        sink = ChannelSink(message, limit)
+        sink = ChannelSink(message.channel, limit, answering=message)
         try:
             await self._render(parts, sink)
         except discord.Forbidden as exc:

@@ -1,17 +1,17 @@
 """Where a reply's messages go on Discord: a channel, or a deferred interaction.
 
-A ``Sink`` posts a reply's messages and shows its errors (a channel reply, or an
-interaction's original response plus follow-ups); ``DiscordTarget`` adds the edits and
-deletes the shared renderer (``bot.render``) needs, in discord.py's terms. Rate-limit
-(429) retries are discord.py's job: nothing here catches them. This module never reads
-reply parts.
+A ``Sink`` posts a reply's messages and shows its errors (a channel reply or a plugin's
+post to a channel, or an interaction's original response plus follow-ups);
+``DiscordTarget`` adds the edits and deletes the shared renderer (``bot.render``) needs,
+in discord.py's terms. Rate-limit (429) retries are discord.py's job: nothing here
+catches them. This module never reads reply parts.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Hashable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
 
@@ -19,6 +19,9 @@ from bot.render import KEEP, Keep, Upload
 from core.events import Buttons
 
 from .views import button_view
+
+if TYPE_CHECKING:
+    from discord.abc import MessageableChannel
 
 MESSAGE_LIMIT = 2000  # characters per message
 
@@ -49,12 +52,19 @@ class Sink(Protocol):
 
 
 class ChannelSink:
-    """Replies in a channel: the first message answers ``reference``, the rest follow it."""
+    """Posts in a channel: a reply, whose first message answers ``answering``, or (none
+    given) a message of its own (a plugin's post elsewhere)."""
 
-    def __init__(self, message: discord.Message, upload_limit: int) -> None:
-        self._message = message
-        self._replied = False
-        self.key: Hashable = ("channel", message.channel.id)
+    def __init__(
+        self,
+        channel: MessageableChannel,
+        upload_limit: int,
+        *,
+        answering: discord.Message | None = None,
+    ) -> None:
+        self._channel = channel
+        self._answering = answering
+        self.key: Hashable = ("channel", channel.id)
         self.upload_limit = upload_limit
 
     async def post(
@@ -64,15 +74,15 @@ class ChannelSink:
         files: list[discord.File] | None = None,
         view: discord.ui.View | None = None,
     ) -> discord.Message:
-        """Send a message; the first one is a reply to the user's message (no ping)."""
+        """Send a message; a reply's first one answers the user's message (no ping)."""
         kwargs: dict[str, object] = {"content": content or None, "files": files or []}
         if view is not None:
             kwargs["view"] = view
-        if not self._replied:
-            kwargs["reference"] = self._message.to_reference(fail_if_not_exists=False)
+        if self._answering is not None:
+            kwargs["reference"] = self._answering.to_reference(fail_if_not_exists=False)
             kwargs["mention_author"] = False
-            self._replied = True
-        return await self._message.channel.send(**kwargs)  # type: ignore[call-overload]
+            self._answering = None
+        return await self._channel.send(**kwargs)  # type: ignore[call-overload]
 
     async def error(self, message: str, placeholder: discord.Message | None) -> None:
         """Channels have no ephemeral messages: the error is a visible reply."""

@@ -1,9 +1,9 @@
 """discord.py objects → platform-neutral ``Origin``s and message text.
 
 Pure functions, no I/O: who sent something and where (guild or ``dm:<user id>``; a thread
-is its own channel), whether they may manage the server, and the message text with the
-bot's mention removed, the facts of how a message reached the bot, and its attachments
-(downloaded lazily). Nothing here decides whether the bot answers.
+is its own channel), whether they may manage the server and which roles they hold, the
+message text with the bot's mention removed, the facts of how a message reached the bot,
+and its attachments (downloaded lazily). Nothing here decides whether the bot answers.
 """
 
 from __future__ import annotations
@@ -87,4 +87,13 @@ def _origin(
         server_name=server_name,
         channel_name=getattr(channel, "name", None) or ("dm" if guild_id is None else ""),
         is_admin=is_admin,
+        roles=member_roles(user),
     )
+
+
+def member_roles(user: discord.abc.User) -> tuple[str, ...]:
+    """A member's role ids, lowest first, without ``@everyone`` (everyone has it); a
+    user outside a guild has none."""
+    if not isinstance(user, discord.Member):
+        return ()
+    return tuple(str(role.id) for role in user.roles if not role.is_default())

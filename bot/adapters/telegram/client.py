@@ -3,11 +3,13 @@
 Updates arrive by long polling (default) or a webhook; each message or button press
 becomes a core event and its reply is rendered by the shared renderer through
 ``TelegramTarget``. The adapter reports facts (private chat, mention, reply to the bot,
-a listed chat) and asks the core who is answered; chat administrators are admins
-(``getChatMember``, cached briefly), and in a private chat the user administers their
-own chat. Each chat's command menu (``setMyCommands`` with a chat scope) follows the
-plugins enabled there. Flood control is PTB's ``AIORateLimiter``; a group that becomes a
-supergroup keeps everything (``App.server_moved``).
+a listed chat) and asks the core who is answered (and which other messages plugins still
+read: moderation); chat administrators are admins (``getChatMember``, cached briefly),
+and in a private chat the user administers their own chat. Plugins act through
+``TelegramActions`` (delete, restrict, post). Each chat's command menu
+(``setMyCommands`` with a chat scope) follows the plugins enabled there. Flood control
+is PTB's ``AIORateLimiter``; a group that becomes a supergroup keeps everything
+(``App.server_moved``).
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 
 from bot.cache import LRUDict, TTLCache
 from bot.render import Reply, WriteBudget
-from core.adapter import BUTTONS, EDITS, FILES, Limits, NoActions
+from core.adapter import BUTTONS, DELETE, EDITS, FILES, POST, TIMEOUT, Limits
 from core.errors import AtelierError, ConfigError
 from core.events import ButtonEvent, Event, MessageEvent
 from core.plugin import Command
 
+from .actions import TelegramActions
 from .render import CALLBACK_DATA_BYTES, MESSAGE_LIMIT, TelegramTarget
 from .translate import PLATFORM, document_attachment, event_of, origin_of
 
@@ -57,7 +60,7 @@ class TelegramAdapter:
     """Serves one App on Telegram (a ``core.adapter.Adapter``): ``start()``, ``stop()``."""
 
     name = PLATFORM
-    capabilities = frozenset({BUTTONS, EDITS, FILES})
+    capabilities = frozenset({BUTTONS, EDITS, FILES, DELETE, TIMEOUT, POST})
 
     def __init__(self, app: App, settings: TelegramSettings) -> None:
         if settings.token is None or not settings.token.get_secret_value():
@@ -85,7 +88,10 @@ class TelegramAdapter:
         }
         self.limits = self._limits[True]
         self._budgets = {True: WriteBudget(30, 1.0), False: WriteBudget(20, 60.0)}
-        self._actions = NoActions(self.capabilities)
+        # Posts go to groups (the moderators' chat): their limits and write budget.
+        self._actions = TelegramActions(
+            self.application.bot, self.capabilities, self._limits[False], self._budgets[False]
+        )
         self._listed = set(settings.chat_chats)
         self._admins: TTLCache[tuple[int, int], bool] = TTLCache(settings.admin_cache_s)
         self._menus: LRUDict[int, asyncio.Task[None]] = LRUDict(10_000)
@@ -177,9 +183,12 @@ class TelegramAdapter:
         origin = origin_of(chat, user, thread_id=thread, is_admin=False)
         files = document_attachment(message, self._download)
         found = event_of(message, self.me, origin, self._listed, files)
-        if found is None or (
-            isinstance(found, MessageEvent) and not await self.app.router.answers(found)
-        ):
+        if found is None:
+            return
+        if isinstance(found, MessageEvent) and not await self.app.router.answers(found):
+            if await self.app.router.watches(found):  # plugins read it (moderation): quietly
+                event = _with_admin(found, await self._is_admin(chat, user))
+                await self._render(event, message, thread, drafts=False, typing=False)
             return
         event = _with_admin(found, await self._is_admin(chat, user))
         self._ensure_menu(chat)
@@ -201,10 +210,16 @@ class TelegramAdapter:
         await self._render(ButtonEvent(origin, query.data), message, thread, drafts=False)
 
     async def _render(
-        self, event: Event, answering: Message, thread: int | None, *, drafts: bool
+        self,
+        event: Event,
+        answering: Message,
+        thread: int | None,
+        *,
+        drafts: bool,
+        typing: bool = True,
     ) -> None:
         """Route the event and render its reply to ``answering`` in its chat; "typing…"
-        shows until the reply begins."""
+        shows until the reply begins (unless ``typing`` is off: a message only read)."""
         chat = answering.chat
         private = chat.type == Chat.PRIVATE
         target = TelegramTarget(
@@ -216,13 +231,15 @@ class TelegramAdapter:
             drafts=drafts,
         )
         reply: Reply[Message] = Reply(target, self._budgets[private], self._limits[private])
-        typing = asyncio.create_task(self._typing(chat.id))
+        typist = asyncio.create_task(self._typing(chat.id)) if typing else None
         try:
             await reply.render(
-                self.app.router.handle(event, actions=self._actions), started=typing.cancel
+                self.app.router.handle(event, actions=self._actions),
+                started=typist.cancel if typist is not None else None,
             )
         finally:
-            typing.cancel()
+            if typist is not None:
+                typist.cancel()
 
     async def _typing(self, chat_id: int) -> None:
         while True:
