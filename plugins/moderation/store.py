@@ -234,21 +234,15 @@ class ModerationStore:
         return int(gone or 0)
 
 
+# LogEntry fields named as their columns.
+_SAME_NAMES = "platform channel_id message_id user_id user_name place excerpt layer".split()
+_SAME_NAMES += ["category", "score", "action", "id"]
+
+
 def _entry(row: object) -> LogEntry:
     data = row._mapping  # type: ignore[attr-defined]
     return LogEntry(
         server_pk=data["server_id"],
-        platform=data["platform"],
-        channel_id=data["channel_id"],
-        message_id=data["message_id"],
-        user_id=data["user_id"],
-        user_name=data["user_name"],
-        place=data["place"],
-        excerpt=data["excerpt"],
-        layer=data["layer"],
-        category=data["category"],
-        score=data["score"],
-        action=data["action"],
-        id=data["id"],
         created_at=as_utc(data["created_at"]),
+        **{name: data[name] for name in _SAME_NAMES},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.app import App
-from bot.config import Settings
+from bot.config import LimitsSettings, PluginsSettings, Settings
 from bot.plugins import Source
 from core.events import CommandEvent, Event, MessageEvent, Origin, ReplyPart, Text
 from tests.fakes import ScriptedChatModel, script
@@ -47,6 +48,19 @@ async def echo_app(app: App) -> App:
     app.plugins.sources["echo"] = Source("echo", "tests.core.sample_plugin")
     await app.plugins.load("echo")
     return app
+
+
+def isolated_settings(data_dir: Path, **plugins: Any) -> Settings:
+    """Default settings with state under ``data_dir``, no rate limits in the way, only the
+    built-in plugins (``plugins``: more ``[plugins]`` fields) and no ATELIER_* from outside."""
+    for name in list(os.environ):
+        if name.upper().startswith("ATELIER_"):
+            del os.environ[name]
+    return Settings(
+        data_dir=data_dir,
+        limits=LimitsSettings(user_burst=1000, server_burst=1000),
+        plugins=PluginsSettings(disable_entry_points=True, **plugins),
+    )
 
 
 def origin(server: str = "s1", user: str = "u1", *, admin: bool = False, **kw: Any) -> Origin:

@@ -4,7 +4,6 @@ helpers that send ``/kb`` commands with attached files the way adapters do."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,10 @@ import pytest
 import pytest_asyncio
 
 from bot.app import App
-from bot.config import LimitsSettings, PluginsSettings, Settings
+from bot.config import Settings
 from core.events import Attachment, CommandEvent, Error, ReplyPart, Text
 from plugins.knowledge.service import KnowledgeBase
-from tests.core.conftest import collect, origin
+from tests.core.conftest import collect, isolated_settings, origin
 from tests.fakes import ScriptedChatModel, script
 from tests.storage.conftest import (  # noqa: F401  (the storage stories' two-backend fixtures)
     backend_url,
@@ -30,14 +29,7 @@ DOCS = Path(__file__).parent.parent / "data" / "knowledge" / "docs"
 
 def knowledge_settings(data_dir: Path, **config: Any) -> Settings:
     """Default settings with state under ``data_dir`` and no ATELIER_* from outside."""
-    for name in list(os.environ):
-        if name.upper().startswith("ATELIER_"):
-            del os.environ[name]
-    return Settings(
-        data_dir=data_dir,
-        limits=LimitsSettings(user_burst=1000, server_burst=1000),
-        plugins=PluginsSettings(disable_entry_points=True, config={"knowledge": config}),
-    )
+    return isolated_settings(data_dir, config={"knowledge": config})
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ adapters' own actions are tested against their fake servers.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 import pytest_asyncio
 
 from bot.app import App
-from bot.config import LimitsSettings, PluginsSettings, Settings
+from bot.config import Settings
 from core.adapter import BUTTONS, DELETE, POST, TIMEOUT
 from core.events import (
     CommandEvent,
@@ -29,7 +28,7 @@ from core.events import (
     ReplyPart,
     Text,
 )
-from tests.core.conftest import origin
+from tests.core.conftest import isolated_settings, origin
 from tests.fakes import ScriptedChatModel, script
 
 
@@ -56,18 +55,7 @@ class Recorder:
 
 def moderation_settings(data_dir: Path, **config: Any) -> Settings:
     """Default settings with moderation on everywhere and no ATELIER_* from outside."""
-    for name in list(os.environ):
-        if name.upper().startswith("ATELIER_"):
-            del os.environ[name]
-    return Settings(
-        data_dir=data_dir,
-        limits=LimitsSettings(user_burst=1000, server_burst=1000),
-        plugins=PluginsSettings(
-            disable_entry_points=True,
-            enabled={"moderation": True},
-            config={"moderation": config},
-        ),
-    )
+    return isolated_settings(data_dir, enabled={"moderation": True}, config={"moderation": config})
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
