@@ -2,8 +2,8 @@
 
 The model is a linear SVM over a TF-IDF vocabulary (scikit-learn): one call for many
 messages costs about what one call for one message does (measured: a batch of 600 takes
-0.009 ms a message, one at a time 3.1 ms), so concurrent checks wait a couple of
-milliseconds and go together. It runs in a thread, off the event loop; it never sees
+0.009 ms a message, one at a time 3.1 ms), so what arrives while a call runs goes
+together in the next one. It runs in a thread, off the event loop; it never sees
 more than ``normalize.MAX_SCAN_CHARS`` of a text and never raises on odd text.
 """
 
