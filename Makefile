@@ -14,7 +14,8 @@ LLAMA_VERSION := $(shell sed -n 's/.*"llama-cpp-python\[server\]==\([^"]*\)".*/\
 TORCH_VERSION ?= 2.13.0
 # A portable CPU build by default; override for CUDA: make chat CMAKE_ARGS=-DGGML_CUDA=on
 CMAKE_ARGS ?= -DGGML_NATIVE=off
-BENCHES := bench/llm_overhead.py bench/router.py bench/imagine.py bench/rag.py bench/moderation.py
+BENCHES := bench/llm_overhead.py bench/router.py bench/imagine.py bench/rag.py bench/moderation.py \
+	bench/sandbox.py
 
 .PHONY: chat test lint bench setup help
 
@@ -59,4 +60,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	    $(BIN)/pip install 'torch==$(TORCH_VERSION)'; \
 	fi
 	$(BIN)/pip install -e '.[dev]'
+	@# The code sandbox needs bubblewrap: installed where we may, said plainly where not.
+	@command -v bwrap >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
+	        { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q bubblewrap >/dev/null 2>&1; } || true; \
+	    fi; \
+	    command -v bwrap >/dev/null 2>&1 || echo "NOTE: bubblewrap (bwrap) is not installed, so \
+	the code sandbox refuses to run code; install it: sudo apt-get install bubblewrap"; }
 	touch $@

@@ -24,6 +24,8 @@ _SHOWN = 40  # characters of a bad value quoted in an error
 
 def resolve(root: Command, event: CommandEvent) -> tuple[Command, str, list[str]]:
     """Find the (sub)command an event invokes; returns it, its path and leftover tokens."""
+    if not root.subcommands and _verbatim(root):
+        return root, root.name, [event.text] if event.text.strip() else []
     tokens = tokenize(event.text)
     if not root.subcommands:
         return root, root.name, tokens
@@ -41,7 +43,7 @@ def resolve(root: Command, event: CommandEvent) -> tuple[Command, str, list[str]
 def bind(cmd: Command, path: str, tokens: list[str], given: dict[str, Any]) -> dict[str, Any]:
     """Validate typed ``given`` options plus text ``tokens`` against ``cmd``'s options."""
     raw: dict[str, Any] = dict(given)
-    positional = _take_named(cmd, path, tokens, raw)
+    positional = tokens if _verbatim(cmd) else _take_named(cmd, path, tokens, raw)
     _fill_positional(cmd, path, positional, raw)
     values: dict[str, Any] = {}
     for opt in cmd.options:
@@ -57,6 +59,11 @@ def bind(cmd: Command, path: str, tokens: list[str], given: dict[str, Any]) -> d
         unknown = ", ".join(_clip(name) for name in sorted(raw))
         raise CommandError(f"/{path}: unknown option {unknown}. {usage(cmd, path)}")
     return values
+
+
+def _verbatim(cmd: Command) -> bool:
+    """Whether ``cmd`` takes its text exactly as typed (one ``verbatim`` option)."""
+    return len(cmd.options) == 1 and cmd.options[0].verbatim
 
 
 def tokenize(text: str) -> list[str]:

@@ -16,9 +16,11 @@
         ├── CommandError              unknown command, bad option, missing argument
         ├── PermissionDenied          an admin-only action by a non-admin
         ├── RateLimited               a rate limit or quota was hit
-        └── InputRejected             empty / overlong / otherwise unacceptable input
-            └── RequestRejected       an image request over a worker's own limits
-                                      (workers.validate)
+        ├── InputRejected             empty / overlong / otherwise unacceptable input
+        │   └── RequestRejected       an image request over a worker's own limits
+        │                             (workers.validate)
+        └── SandboxUnavailable        code cannot run: no bubblewrap, no namespaces or
+                                      no cgroups here (never run unsandboxed)
 
 Replies never carry raw exception text (hosts, paths, SQL): the router logs unexpected
 errors under a short error id and shows the user only that id.
@@ -96,3 +98,7 @@ class RateLimited(UserError):
 
 class InputRejected(UserError):
     """The input is empty, too long or otherwise unacceptable."""
+
+
+class SandboxUnavailable(UserError):
+    """Code cannot run here: the sandbox cannot be made (the message says why)."""

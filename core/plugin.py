@@ -54,6 +54,9 @@ class Option:
     max_length: int | None = None
     default: Any = None
     rest: bool = False  # a string option that takes the rest of a text command line
+    # The whole text after the command name, exactly as typed: quotes, backslashes and
+    # newlines kept (code). Only as the sole option of a command without subcommands.
+    verbatim: bool = False
 
 
 class _CallerView:

@@ -13,7 +13,7 @@ The layers (``LAYERS``), lowest first; an arrow may only run down:
 
 * 0 ``core`` (leaf): events, errors, the config base, the plugin and adapter
   ports. It imports nothing else of the project.
-* 1 ``storage``, ``agents``, ``workers``, ``rag`` (foundation). These may import
+* 1 ``storage``, ``agents``, ``workers``, ``rag``, ``sandbox`` (foundation). These may import
   ``core`` and one another (circles between them are still forbidden).
 * 2 ``plugins``. Each ``plugins.<name>`` is a unit of its own: a plugin never
   imports another plugin.
@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "agents": 1,
     "workers": 1,
     "rag": 1,
+    "sandbox": 1,
     "plugins": 2,
     "bot": 3,
 }

@@ -101,6 +101,7 @@ async def test_plugins_list_lists_the_plugins(room: ChatRoom) -> None:
     assert [line.split()[:3] for line in lines[1:]] == [
         ["admin", "on", "(required)"],
         ["calculator", "on", "(default)"],
+        ["code", "off", "(default)"],
         ["imagine", "on", "(default)"],
         ["knowledge", "on", "(default)"],
         ["moderation", "off", "(default)"],
