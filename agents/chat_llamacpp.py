@@ -19,7 +19,8 @@ from typing import Any
 import llama_cpp
 from pydantic import ConfigDict
 
-from agents.engine import ChatRequest, LlamaEngine
+from agents.engine import LlamaEngine
+from agents.requests import ChatRequest
 from agents.toolcall import GrammarToolChatModel
 
 

@@ -22,6 +22,7 @@ class LLMSettings(Section):
     n_gpu_layers: int | None = None
     n_threads: int | None = Field(default=None, ge=1)
     n_batch: int = Field(default=512, ge=8)
+    parallel: int = Field(default=4, ge=1, le=64)
     max_tokens: int = Field(default=256, ge=1, le=32_768)
     temperature: float = Field(default=0.3, ge=0.0, le=5.0)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)

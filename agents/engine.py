@@ -1,85 +1,39 @@
-"""The in-process llama.cpp engine: one model, one worker thread, a fair request queue.
+"""The in-process llama.cpp engine: one model, a fair request queue, continuous batching.
 
-``LlamaEngine`` owns exactly one ``llama_cpp.Llama``. Async callers submit a
-``ChatRequest`` and get OpenAI-format chat-completion chunks back; every blocking llama
-call runs in the engine's single worker thread (the model is not thread-safe) and tokens
-reach the event loop through ``loop.call_soon_threadsafe``. Waiting requests are served
-round-robin across ``fairness_key`` values (FIFO within a key). A later
-continuous-batching scheduler replaces ``_Worker``/``FairQueue`` without touching callers.
+``LlamaEngine`` owns one ``llama_cpp.Llama`` and one ``BatchScheduler`` on the same
+weights. Async callers submit a ``ChatRequest`` and get OpenAI-format chat-completion
+chunks back. Waiting requests are taken round-robin across ``fairness_key`` values (FIFO
+within a key); llama-cpp-python's chat handler renders each into prompt tokens in a worker
+thread, and the scheduler decodes up to ``parallel`` of them together, one
+``llama_decode`` per step, reusing the cached prefix of a conversation's previous turn.
+Tokens reach the event loop through ``loop.call_soon_threadsafe``.
 
-This module must never block the event loop, never run llama from two threads, and never
-let an over-long prompt reach llama (``fit_to_context`` clamps and truncates first).
+This module must never block the event loop, never decode outside the scheduler's
+thread, and never let an over-long prompt reach llama (``fit_to_context`` clamps and
+truncates first).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import logging
+import os
 import threading
-from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import llama_cpp
 
+from agents.batching import BatchScheduler, Generation, SchedulerStats
+from agents.completions import ScheduledLlama
+from agents.llama_logs import route_llama_logs
+from agents.requests import ChatRequest, FairQueue, fit_to_context
 from core.errors import ModelError
 
-T = TypeVar("T")
-
-MESSAGE_OVERHEAD_TOKENS = 8
-"""Role markers and separators a chat template adds around each message (upper bound)."""
-PROMPT_MARGIN_TOKENS = 16
-_ELISION = " [...] "
-
-
-@dataclass
-class ChatRequest:
-    """One chat completion: OpenAI-format messages plus sampling and constraints.
-
-    ``grammar`` is a ``llama_cpp.LlamaGrammar``; ``response_format`` (``{"type":
-    "json_object", "schema": ...}``) is the alternative the chat handler converts itself.
-    ``tools``/``tool_choice`` pass through to the chat handler (native tool calling).
-    """
-
-    messages: list[dict[str, Any]]
-    max_tokens: int = 256
-    temperature: float = 0.7
-    top_p: float = 0.95
-    seed: int | None = None
-    stop: list[str] | None = None
-    grammar: Any = None
-    response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: Any = None
-    fairness_key: str = "default"
-
-
-class FairQueue(Generic[T]):
-    """Round-robin across keys, FIFO within a key. Not thread-safe: guard it with a lock."""
-
-    def __init__(self) -> None:
-        self._lanes: OrderedDict[str, deque[T]] = OrderedDict()
-
-    def push(self, key: str, item: T) -> None:
-        """Queue ``item`` behind the others of ``key``; a new key joins the end of the round."""
-        self._lanes.setdefault(key, deque()).append(item)
-
-    def pop(self) -> T | None:
-        """The next item in round-robin order, or None when empty."""
-        if not self._lanes:
-            return None
-        key, lane = next(iter(self._lanes.items()))
-        item = lane.popleft()
-        del self._lanes[key]
-        if lane:
-            self._lanes[key] = lane  # the key goes to the back of the round
-        return item
-
-    def __len__(self) -> int:
-        return sum(len(lane) for lane in self._lanes.values())
+HANDLER_N_CTX = 256
+"""The ``Llama`` object's own context: it renders templates, the scheduler decodes."""
 
 
 @dataclass
@@ -97,25 +51,66 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     out: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    generations: list[Generation] = field(default_factory=list)
 
     def send(self, item: Any) -> None:
         """Hand ``item`` to the waiting coroutine; a closed loop cancels the job."""
         try:
             self.loop.call_soon_threadsafe(self.out.put_nowait, item)
         except RuntimeError:
-            self.cancelled.set()
+            self.cancel()
+
+    def cancel(self) -> None:
+        """The caller is gone: stop its generations at the next step (any thread)."""
+        self.cancelled.set()
+        for generation in list(self.generations):
+            generation.cancel()
+
+    def adopt(self, generation: Generation) -> None:
+        """Track a generation the chat handler submitted for this job."""
+        self.generations.append(generation)
+        if self.cancelled.is_set():
+            generation.cancel()
 
 
 _DONE = object()
 
 
 class LlamaEngine:
-    """One ``llama_cpp.Llama`` behind an async, fair, cancellable request API."""
+    """One model behind an async, fair, cancellable request API, batched ``parallel`` wide.
 
-    def __init__(self, llama: Any) -> None:
+    Requests wait in a ``FairQueue``; up to ``2 * parallel`` of them are formatted by
+    llama-cpp-python's chat handler in worker threads at a time (so a freed slot never
+    waits for a prompt to be rendered), and their completions run in the
+    ``BatchScheduler``. ``llama`` provides the vocabulary, chat templates and metadata;
+    the scheduler decodes on its own context.
+    """
+
+    def __init__(
+        self,
+        llama: Any,
+        *,
+        parallel: int = 4,
+        n_ctx: int | None = None,
+        n_batch: int = 512,
+        n_threads: int | None = None,
+    ) -> None:
         self._llama = llama
+        threads = n_threads or os.cpu_count() or 1
+        self._scheduler = BatchScheduler(
+            llama._model.model,
+            parallel=parallel,
+            n_ctx=n_ctx or int(llama.n_ctx()),
+            n_batch=n_batch,
+            n_threads=threads,
+            n_threads_batch=threads,
+            base=llama.context_params,
+        )
         self._queue: FairQueue[_Job] = FairQueue()
         self._cond = threading.Condition()
+        self._capacity = threading.Semaphore(2 * parallel)
+        self._pool = ThreadPoolExecutor(2 * parallel, thread_name_prefix="llama-chat")
+        self._in_flight: dict[str, int] = {}
         self._closed = False
         self.stats = EngineStats()
         self._thread = threading.Thread(target=self._run, name="llama-engine", daemon=True)
@@ -132,41 +127,58 @@ class LlamaEngine:
         n_batch: int,
         chat_format: str,
         seed: int,
+        parallel: int = 4,
         verbose: bool = False,
     ) -> LlamaEngine:
         """Load the GGUF at ``path`` (blocking: call through ``asyncio.to_thread``).
 
-        ``n_gpu_layers=None`` offloads every layer when llama.cpp was built with GPU
-        support and none otherwise. Raises ``ModelError`` when the file cannot be loaded.
+        ``n_ctx`` is each conversation's window: the scheduler's context holds
+        ``parallel`` of them. ``n_gpu_layers=None`` offloads every layer when llama.cpp
+        was built with GPU support and none otherwise. Raises ``ModelError`` when the file
+        cannot be loaded.
         """
-        _route_llama_logs()
+        route_llama_logs()
         if n_gpu_layers is None:
             n_gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
         try:
             llama = llama_cpp.Llama(
                 model_path=str(path),
-                n_ctx=n_ctx,
+                n_ctx=HANDLER_N_CTX,  # templates and vocabulary only: the scheduler decodes
                 n_gpu_layers=n_gpu_layers,
                 n_threads=n_threads,
-                n_batch=min(n_batch, n_ctx),
+                n_batch=min(n_batch, HANDLER_N_CTX),
                 chat_format=chat_format,
                 seed=seed if seed >= 0 else llama_cpp.LLAMA_DEFAULT_SEED,
                 verbose=verbose,
             )
+            return cls(llama, parallel=parallel, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"cannot load model {path}: {exc}") from exc
-        return cls(llama)
 
     @property
     def llama(self) -> Any:
-        """The underlying ``llama_cpp.Llama`` (for benchmarks that compare against it raw;
-        never call it while the engine may be serving a request)."""
+        """The underlying ``llama_cpp.Llama``: its vocabulary, templates and metadata (its
+        own small context is never used by the engine)."""
         return self._llama
 
     @property
     def n_ctx(self) -> int:
-        """The context window in tokens."""
-        return int(self._llama.n_ctx())
+        """Each conversation's context window in tokens."""
+        return self._scheduler.n_ctx
+
+    @property
+    def parallel(self) -> int:
+        """How many requests decode together."""
+        return self._scheduler.parallel
+
+    @property
+    def scheduler_stats(self) -> SchedulerStats:
+        """The scheduler's counters (steps, prompt tokens evaluated and reused)."""
+        return self._scheduler.stats
+
+    def forget_prefixes(self) -> None:
+        """Drop the cached prompts of idle slots (benchmarks: every run pays in full)."""
+        self._scheduler.forget_prefixes()
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes (the tokenizer only reads the vocabulary: any thread)."""
@@ -175,7 +187,7 @@ class LlamaEngine:
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
         """Chat-completion chunks as they are generated.
 
-        Closing or cancelling the consumer stops generation at the next token.
+        Closing or cancelling the consumer stops generation at the next step.
         """
         job = self._submit(request, stream=True)
         try:
@@ -184,27 +196,29 @@ class LlamaEngine:
                     raise item
                 yield item
         finally:
-            job.cancelled.set()
+            job.cancel()
 
     async def complete_chat(self, request: ChatRequest) -> dict[str, Any]:
-        """The whole chat completion (one llama call; a cancelled caller skips it if queued)."""
+        """The whole chat completion (a cancelled caller's request stops or never starts)."""
         job = self._submit(request, stream=False)
         try:
             item = await job.out.get()
         finally:
-            job.cancelled.set()
+            job.cancel()
         if isinstance(item, BaseException):
             raise item
         return dict(item)
 
     def close(self) -> None:
-        """Stop the worker after the current request and free the model."""
+        """Stop taking requests, fail the waiting ones, stop the scheduler, free the model."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-            while (job := self._queue.pop()) is not None:
-                job.send(ModelError("the LLM engine closed before serving this request"))
+            while (waiting := self._queue.pop()) is not None:
+                waiting[1].send(ModelError("the LLM engine closed before serving this request"))
         self._thread.join()
+        self._scheduler.close()
+        self._pool.shutdown(wait=True)
         self._llama.close()
 
     def _submit(self, request: ChatRequest, *, stream: bool) -> _Job:
@@ -220,34 +234,68 @@ class LlamaEngine:
         with self._cond:
             while not self._queue and not self._closed:
                 self._cond.wait()
-            return None if self._closed else self._queue.pop()
+            if self._closed:
+                return None
+            popped = self._queue.pop(lambda key: self._in_flight.get(key, 0))
+            assert popped is not None
+            key, job = popped
+            if not job.cancelled.is_set():
+                self._in_flight[key] = self._in_flight.get(key, 0) + 1
+            return job
 
     def _run(self) -> None:
-        while (job := self._next_job()) is not None:
+        while True:
+            self._capacity.acquire()
+            job = self._next_job()
+            if job is None:
+                return
             if job.cancelled.is_set():
                 self.stats.cancelled += 1
+                self._capacity.release()
                 continue
-            try:
-                self._serve(job)
-            except Exception as exc:  # the worker must survive any one request
-                error = ModelError(f"llama.cpp failed: {exc}")
+            self._pool.submit(self._serve_job, job)
+
+    def _serve_job(self, job: _Job) -> None:
+        try:
+            self._serve(job)
+        except Exception as exc:  # one request's failure is that request's answer
+            error = exc if isinstance(exc, ModelError) else ModelError(f"llama.cpp failed: {exc}")
+            if error is not exc:
                 error.__cause__ = exc
-                job.send(error)
+            job.send(error)
+        else:
+            job.send(_DONE)
+            if job.cancelled.is_set():
+                self.stats.cancelled += 1
             else:
-                job.send(_DONE)
-                self.stats.served += not job.cancelled.is_set()
+                self.stats.served += 1
+        finally:
+            self._done(job.request.fairness_key)
+
+    def _done(self, key: str) -> None:
+        with self._cond:
+            left = self._in_flight.pop(key, 1) - 1
+            if left > 0:  # only keys with work in flight stay: bounded by 2 * parallel
+                self._in_flight[key] = left
+        self._capacity.release()
 
     def _serve(self, job: _Job) -> None:
         request = fit_to_context(job.request, self.n_ctx, self._tokenize, self._detokenize)
-        result = self._llama.create_chat_completion(**_llama_kwargs(request), stream=job.stream)
+        llama = ScheduledLlama(self._llama, self._scheduler, job.adopt)
+        # Llama's own method with the stand-in as self: the same handler, defaults and
+        # conversions as a plain create_chat_completion, completions in the scheduler.
+        result = llama_cpp.Llama.create_chat_completion(
+            llama,  # type: ignore[arg-type]
+            **_llama_kwargs(request),
+            stream=job.stream,
+        )
         if not job.stream:
             job.send(result)
             return
-        chunks: Iterator[dict[str, Any]] = result
+        chunks: Iterator[Any] = iter(result)
         try:
             for chunk in chunks:
                 if job.cancelled.is_set():
-                    self.stats.cancelled += 1
                     return
                 job.send(chunk)
         finally:
@@ -279,101 +327,3 @@ def _llama_kwargs(request: ChatRequest) -> dict[str, Any]:
     }
     kwargs.update({k: v for k, v in optional.items() if v is not None})
     return kwargs
-
-
-def fit_to_context(
-    request: ChatRequest,
-    n_ctx: int,
-    tokenize: Callable[[str], list[int]],
-    detokenize: Callable[[list[int]], str],
-) -> ChatRequest:
-    """``request`` shrunk so that prompt + reply fit in ``n_ctx`` tokens.
-
-    The reply keeps room for ``min(max_tokens, n_ctx // 4)`` tokens; past that the oldest
-    non-system messages are dropped (never the last one), then the middle of the longest
-    message is cut out, until the estimated prompt fits. ``max_tokens`` is clamped last.
-    """
-    reply = max(1, min(request.max_tokens, n_ctx // 4))
-    budget = n_ctx - reply - PROMPT_MARGIN_TOKENS
-    extra = len(tokenize(str(request.tools))) if request.tools else 0
-    messages = list(request.messages)
-    sizes = [_message_tokens(m, tokenize) for m in messages]
-    while extra + sum(sizes) > budget and (oldest := _oldest_droppable(messages)) is not None:
-        del messages[oldest], sizes[oldest]
-    for _ in range(len(messages)):
-        if (excess := extra + sum(sizes) - budget) <= 0:
-            break
-        longest = max(range(len(sizes)), key=sizes.__getitem__)
-        messages[longest] = _cut_middle(messages[longest], excess, tokenize, detokenize)
-        sizes[longest] = _message_tokens(messages[longest], tokenize)
-    room = n_ctx - extra - sum(sizes) - PROMPT_MARGIN_TOKENS
-    return replace(request, messages=messages, max_tokens=max(1, min(request.max_tokens, room)))
-
-
-def _message_tokens(message: dict[str, Any], tokenize: Callable[[str], list[int]]) -> int:
-    content = message.get("content")
-    text = content if isinstance(content, str) else str(content or "")
-    calls = message.get("tool_calls")
-    return len(tokenize(text + (str(calls) if calls else ""))) + MESSAGE_OVERHEAD_TOKENS
-
-
-def _oldest_droppable(messages: list[dict[str, Any]]) -> int | None:
-    """The oldest message that is neither a system message nor the latest one."""
-    for i, message in enumerate(messages[:-1]):
-        if message.get("role") != "system":
-            return i
-    return None
-
-
-def _cut_middle(
-    message: dict[str, Any],
-    excess: int,
-    tokenize: Callable[[str], list[int]],
-    detokenize: Callable[[list[int]], str],
-) -> dict[str, Any]:
-    """``message`` with about ``excess`` tokens cut from the middle of its text."""
-    content = message.get("content")
-    tokens = tokenize(content if isinstance(content, str) else "")
-    keep = max(0, len(tokens) - excess - len(tokenize(_ELISION)) - 1)
-    head, tail = tokens[: keep // 2], tokens[len(tokens) - (keep - keep // 2) :]
-    # Never empty: some templates (gemma) render an empty turn as a broken prompt.
-    cut = detokenize(head) + _ELISION + detokenize(tail) if keep else _ELISION.strip()
-    return {**message, "content": cut}
-
-
-# llama.cpp's ggml_log_level: 1 DEBUG, 2 INFO, 3 WARN, 4 ERROR, 5 continue the last line.
-# llama-cpp-python's own mapping predates that numbering and prints llama.cpp's routine
-# warnings (e.g. about its KV-cache layout, at every load) straight to stderr, over the
-# console. Route them into logging instead, one level quieter except errors: what users
-# need to see is our ModelError, not llama.cpp's internal choices.
-_LLAMA_LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.INFO, 4: logging.ERROR}
-_llama_log = logging.getLogger("llama.cpp")
-
-
-class _LlamaLogs:
-    """Collects llama.cpp's log fragments into lines for ``logging``."""
-
-    def __init__(self) -> None:
-        self.level = logging.DEBUG
-        self.partial = ""
-
-    def feed(self, level: int, text: str) -> None:
-        if level != 5:
-            self.level = _LLAMA_LEVELS.get(level, logging.DEBUG)
-        self.partial += text
-        while "\n" in self.partial:
-            line, self.partial = self.partial.split("\n", 1)
-            if line.strip():
-                _llama_log.log(self.level, "%s", line)
-
-
-_logs = _LlamaLogs()
-
-
-@llama_cpp.llama_log_callback
-def _on_llama_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-    _logs.feed(int(level), text.decode("utf-8", errors="replace"))
-
-
-def _route_llama_logs() -> None:
-    llama_cpp.llama_log_set(_on_llama_log, ctypes.c_void_p(0))

@@ -74,5 +74,6 @@ def build_chat_model(llm: LLMSettings) -> BaseChatModel:
         n_batch=llm.n_batch,
         chat_format=llm.chat_format,
         seed=llm.seed,
+        parallel=llm.parallel,
     )
     return ChatLlamaCpp(engine=engine, **ChatLlamaCpp.sampling_from(llm))

@@ -18,7 +18,9 @@ One process, one loaded model (the configured default: the bundled SmolLM2-135M 
       every enabled tool whatever the message says (the behaviour before tool hints).
 With tool hints (the default) a tool is offered only for a message matching its hint, so
 for this prompt (b) usually offers none: ``tools_offered`` lists what (b) offered.
-The KV cache is reset before every run so all pay full prompt evaluation. Ratios are
+Raw runs use a second copy of the model with the engine's thread counts; the raw
+cache is reset and the engine's slots forget their prompts before every run, so all pay
+full prompt evaluation. Ratios are
 medians of (b) or (c) over the median of (a).
 
 The prompt needs no tool (``--prompt`` to try others). A small model may call one anyway;
@@ -40,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -50,7 +53,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import llama_cpp
+
 from agents.agent import Turn
+from agents.factory import resolve_model_path
 from bot.app import App
 from bot.config import Settings
 from core.events import CommandEvent, Image, MessageEvent, Origin, Progress, Text, TextDelta
@@ -77,6 +83,20 @@ def _origin(server_id: str) -> Origin:
     )
 
 
+def raw_model(llm: Any, n_ctx: int) -> Any:
+    """The configured model loaded plainly, threads as the engine uses them."""
+    threads = llm.n_threads or os.cpu_count() or 1
+    return llama_cpp.Llama(
+        model_path=str(resolve_model_path(llm)),
+        n_ctx=n_ctx,
+        n_batch=min(llm.n_batch, n_ctx),
+        n_threads=threads,
+        n_threads_batch=threads,
+        chat_format=llm.chat_format,
+        verbose=False,
+    )
+
+
 def _raw_run(llama: Any, messages: list[dict[str, Any]], max_tokens: int) -> dict[str, Any]:
     llama.reset()
     start = time.perf_counter()
@@ -97,7 +117,7 @@ async def _bot_run(app: App, origin: Origin, prompt: str) -> dict[str, Any]:
     async for _ in app.router.handle(CommandEvent(origin, "forget")):
         pass
     engine = app.services.chat_model.engine  # type: ignore[attr-defined]
-    engine.llama.reset()
+    engine.forget_prefixes()
     start = time.perf_counter()
     first = None
     answer = ""
@@ -149,6 +169,7 @@ def _ratios(bot: list[dict[str, Any]], raw: list[dict[str, Any]], suffix: str) -
 
 async def _measure(app: App, runs: int, max_tokens: int, prompt: str) -> dict[str, Any]:
     engine = app.services.chat_model.engine  # type: ignore[attr-defined]
+    raw_llama = raw_model(app.services.settings.llm, engine.n_ctx)
     tools_on, tools_off = _origin("bench-tools"), _origin("bench-no-tools")
     server_pk = (await app.services.storage.identify(tools_off)).server_pk
     for name in TOOL_PLUGINS:
@@ -157,16 +178,17 @@ async def _measure(app: App, runs: int, max_tokens: int, prompt: str) -> dict[st
     assert messages == await _raw_messages(app, tools_off, prompt)
     raw, on, off, every = [], [], [], []
     agent_settings = app.services.settings.agent
-    await asyncio.to_thread(_raw_run, engine.llama, messages, max_tokens)  # warm-up
+    await asyncio.to_thread(_raw_run, raw_llama, messages, max_tokens)  # warm-up
     await _bot_run(app, tools_on, prompt)
     await _bot_run(app, tools_off, prompt)
     for _ in range(runs):
-        raw.append(await asyncio.to_thread(_raw_run, engine.llama, messages, max_tokens))
+        raw.append(await asyncio.to_thread(_raw_run, raw_llama, messages, max_tokens))
         on.append(await _bot_run(app, tools_on, prompt))
         off.append(await _bot_run(app, tools_off, prompt))
         agent_settings.tool_hints = False  # (d): every enabled tool offered, hint or not
         every.append(await _bot_run(app, tools_on, prompt))
         agent_settings.tool_hints = True
+    raw_llama.close()
     tokens = engine.count_tokens(on[-1]["text"])
     return {
         **_ratios(on, raw, ""),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.engine import ChatRequest, FairQueue, fit_to_context
+from agents.requests import ChatRequest, FairQueue, fit_to_context
 
 
 def _words(text: str) -> list[int]:
@@ -19,7 +19,7 @@ def test_waiting_requests_are_served_round_robin_across_servers() -> None:
         queue.push(key, item)
     queue.push("c", "c2")
 
-    order = [queue.pop() for _ in range(len(queue))]
+    order = [_item(queue.pop()) for _ in range(len(queue))]
 
     assert order == ["a1", "b1", "c1", "a2", "c2", "a3"]
     assert queue.pop() is None
@@ -29,11 +29,28 @@ def test_a_server_arriving_late_is_served_before_the_busy_servers_backlog() -> N
     queue: FairQueue[str] = FairQueue()
     for item in ["a1", "a2", "a3"]:
         queue.push("a", item)
-    assert queue.pop() == "a1"
+    assert _item(queue.pop()) == "a1"
 
     queue.push("b", "b1")
 
-    assert [queue.pop(), queue.pop(), queue.pop()] == ["a2", "b1", "a3"]
+    assert [_item(queue.pop()) for _ in range(3)] == ["a2", "b1", "a3"]
+
+
+def test_the_server_with_least_in_flight_goes_first_even_if_it_came_last() -> None:
+    queue: FairQueue[str] = FairQueue()
+    running = {"a": 2, "b": 1, "c": 0}
+    for key, item in [("a", "a1"), ("b", "b1"), ("c", "c1"), ("a", "a2")]:
+        queue.push(key, item)
+
+    first = queue.pop(running.__getitem__)
+    running["c"] += 1
+
+    assert first == ("c", "c1")
+    assert queue.pop(running.__getitem__) == ("b", "b1")
+
+
+def _item(popped: tuple[str, str] | None) -> str | None:
+    return None if popped is None else popped[1]
 
 
 def test_a_prompt_that_fits_is_left_alone_and_max_tokens_clamped() -> None:
