@@ -93,6 +93,7 @@ class _Slot:
     pending: deque[int] = field(default_factory=deque)  # prompt tokens still to decode
     next_token: int | None = None  # sampled, not yet decoded
     sampler: Any = None
+    lead: str | None = None  # a lazy grammar's undecided start of the reply
     text: StopText | None = None
     produced: int = 0
     reused: int = 0
@@ -229,7 +230,9 @@ class BatchScheduler:
         slot.next_token = None
         slot.produced = 0
         slot.text = StopText(generation.stop)
-        slot.sampler = new_sampler(self._vocab, generation.sampling)
+        lazy = generation.sampling.grammar is not None and bool(generation.sampling.grammar_starts)
+        slot.sampler = new_sampler(self._vocab, generation.sampling, constrained=not lazy)
+        slot.lead = "" if lazy else None
         slot.last_used = next(self._clock)
         self.stats.prompt_tokens_reused += keep
 
@@ -279,6 +282,8 @@ class BatchScheduler:
         generation, text = slot.gen, slot.text
         assert generation is not None and text is not None
         token = int(llama_cpp.llama_sampler_sample(slot.sampler, self._ctx, index))
+        if slot.lead is not None:
+            token = self._lazy_grammar(slot, index, token)
         if llama_cpp.llama_vocab_is_eog(self._vocab, token):
             self._release(slot, finish="stop")
             return
@@ -292,6 +297,24 @@ class BatchScheduler:
             self._release(slot, finish="length")
         else:
             slot.next_token = token
+
+    def _lazy_grammar(self, slot: _Slot, index: int, token: int) -> int:
+        """Free text until the reply's first visible character; if that is one of the
+        grammar's ``grammar_starts``, take the token back and sample it (and the rest)
+        under the grammar, from the same logits."""
+        assert slot.gen is not None and slot.lead is not None
+        slot.lead += token_piece(self._vocab, token).decode("utf-8", errors="ignore")
+        lead = slot.lead.lstrip()
+        if not lead:
+            return token
+        slot.lead = None
+        sampling = slot.gen.sampling
+        if lead[0] not in sampling.grammar_starts:
+            return token
+        llama_cpp.llama_sampler_free(slot.sampler)
+        slot.sampler = None
+        slot.sampler = new_sampler(self._vocab, sampling, constrained=True)
+        return int(llama_cpp.llama_sampler_sample(slot.sampler, self._ctx, index))
 
     def _release(
         self, slot: _Slot, *, finish: str = "stop", error: ModelError | None = None

@@ -49,6 +49,11 @@ class ChatLlamaCpp(GrammarToolChatModel):
         """The model's context window in tokens (``n_ctx``)."""
         return self.engine.n_ctx
 
+    @property
+    def lazy_grammars(self) -> bool:
+        """The engine's scheduler takes lazy grammars: tools cost one pass."""
+        return True
+
     def close(self) -> None:
         """Stop the engine's worker and free the model (the bot calls this at shutdown)."""
         self.engine.close()
@@ -73,10 +78,13 @@ class ChatLlamaCpp(GrammarToolChatModel):
 
 def _to_request(params: dict[str, Any], fairness_key: str) -> ChatRequest:
     response_format = params.get("response_format")
-    grammar = None
+    grammar, starts = None, None
     if response_format and "schema" in response_format:
         grammar = _grammar(json.dumps(response_format["schema"], sort_keys=True))
         response_format = None
+    if lazy := params.get("lazy_grammar"):
+        grammar = _grammar(json.dumps(lazy["schema"]))  # key order is the output's order
+        starts = str(lazy["starts"])
     return ChatRequest(
         messages=params["messages"],
         max_tokens=params["max_tokens"],
@@ -85,6 +93,7 @@ def _to_request(params: dict[str, Any], fairness_key: str) -> ChatRequest:
         seed=params.get("seed"),
         stop=params.get("stop"),
         grammar=grammar,
+        grammar_starts=starts,
         response_format=response_format,
         tools=params.get("tools"),
         tool_choice=params.get("tool_choice"),

@@ -40,7 +40,8 @@ class ScheduledLlama:
     """A ``Llama`` whose ``create_completion`` runs in a ``BatchScheduler``.
 
     ``on_generation`` sees each ``Generation`` as it is submitted (the engine keeps them
-    to cancel a request that its caller abandoned).
+    to cancel a request that its caller abandoned). ``grammar_starts`` make the
+    request's grammar lazy (see ``Sampling``).
     """
 
     def __init__(
@@ -48,10 +49,12 @@ class ScheduledLlama:
         llama: Any,
         scheduler: BatchScheduler,
         on_generation: Callable[[Generation], None] = lambda _: None,
+        grammar_starts: str = "",
     ) -> None:
         self._llama = llama
         self._scheduler = scheduler
         self._on_generation = on_generation
+        self._starts = grammar_starts
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._llama, name)
@@ -69,7 +72,7 @@ class ScheduledLlama:
         generation = Generation(
             tokens,
             max_tokens=_max_tokens(kwargs.get("max_tokens"), self._scheduler.n_ctx, len(tokens)),
-            sampling=_sampling(kwargs),
+            sampling=_sampling(kwargs, self._starts),
             stop=_stops(kwargs.get("stop")),
         )
         self._on_generation(generation)
@@ -170,7 +173,7 @@ def _stops(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else [str(s) for s in value]
 
 
-def _sampling(kwargs: dict[str, Any]) -> Sampling:
+def _sampling(kwargs: dict[str, Any], starts: str) -> Sampling:
     grammar = kwargs.get("grammar")
     seed = kwargs.get("seed")
     defaults = Sampling()
@@ -186,4 +189,5 @@ def _sampling(kwargs: dict[str, Any]) -> Sampling:
         seed=llama_cpp.LLAMA_DEFAULT_SEED if seed is None else int(seed),
         grammar=None if grammar is None else str(grammar._grammar),
         grammar_root=defaults.grammar_root if grammar is None else str(grammar._root),
+        grammar_starts=starts if grammar is not None else "",
     )

@@ -281,7 +281,8 @@ class LlamaEngine:
 
     def _serve(self, job: _Job) -> None:
         request = fit_to_context(job.request, self.n_ctx, self._tokenize, self._detokenize)
-        llama = ScheduledLlama(self._llama, self._scheduler, job.adopt)
+        starts = request.grammar_starts or ""
+        llama = ScheduledLlama(self._llama, self._scheduler, job.adopt, starts)
         # Llama's own method with the stand-in as self: the same handler, defaults and
         # conversions as a plain create_chat_completion, completions in the scheduler.
         result = llama_cpp.Llama.create_chat_completion(

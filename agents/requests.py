@@ -24,6 +24,8 @@ class ChatRequest:
 
     ``grammar`` is a ``llama_cpp.LlamaGrammar``; ``response_format`` (``{"type":
     "json_object", "schema": ...}``) is the alternative the chat handler converts itself.
+    ``grammar_starts`` makes ``grammar`` lazy: only a reply whose first visible
+    character is one of these follows it.
     ``tools``/``tool_choice`` pass through to the chat handler (native tool calling).
     """
 
@@ -34,6 +36,7 @@ class ChatRequest:
     seed: int | None = None
     stop: list[str] | None = None
     grammar: Any = None
+    grammar_starts: str | None = None
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None

@@ -24,7 +24,10 @@ class Sampling:
     """How one generation picks its tokens (llama-cpp-python's defaults and meanings).
 
     ``temperature == 0`` is greedy. ``grammar`` is GBNF text (``root`` its start rule);
-    a grammar-constrained slot only ever yields text the grammar accepts.
+    a grammar-constrained slot only ever yields text the grammar accepts. With
+    ``grammar_starts`` the grammar is lazy: a reply whose first visible character is one
+    of these follows the grammar from that token on, any other reply is free text (a
+    tool call among answers).
     """
 
     temperature: float = 0.8
@@ -38,6 +41,7 @@ class Sampling:
     seed: int = llama_cpp.LLAMA_DEFAULT_SEED
     grammar: str | None = None
     grammar_root: str = "root"
+    grammar_starts: str = ""
 
 
 class StopText:
@@ -89,8 +93,9 @@ def token_piece(vocab: Any, token: int) -> bytes:
     return buf.raw[:n]
 
 
-def new_sampler(vocab: Any, s: Sampling) -> Any:
-    """A fresh sampler chain for ``s`` (free it with ``llama_sampler_free``)."""
+def new_sampler(vocab: Any, s: Sampling, *, constrained: bool = True) -> Any:
+    """A fresh sampler chain for ``s`` (free it with ``llama_sampler_free``); without
+    ``constrained``, its grammar is left out (a lazy grammar's free start)."""
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     parts = []
     if (s.repeat_penalty, s.frequency_penalty, s.presence_penalty) != (1.0, 0.0, 0.0):
@@ -103,7 +108,7 @@ def new_sampler(vocab: Any, s: Sampling) -> Any:
                 s.presence_penalty,
             )
         )
-    if s.grammar is not None:
+    if s.grammar is not None and constrained:
         grammar = llama_cpp.llama_sampler_init_grammar(
             vocab, s.grammar.encode("utf-8"), s.grammar_root.encode("utf-8")
         )

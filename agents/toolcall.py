@@ -1,24 +1,25 @@
-"""Tool calling shared by both LLM backends: message conversion, schemas, two-step choice.
+"""Tool calling shared by both LLM backends: the chat model that answers or calls tools.
 
 Two modes exist. **native** hands ``tools``/``tool_choice`` to the chat template (only
 function-calling formats such as ``chatml-function-calling`` or ``functionary`` render
-them). **grammar** works with any model, even a tiny base one, in two constrained steps:
+them). **grammar** works with any model, even a tiny base one:
 
-1. the output is forced (JSON-schema grammar) to be exactly one tool name or ``"answer"``;
-2. for a tool, its arguments are forced to match the tool's JSON schema; for
-   ``"answer"``, the reply is generated (and streamed) normally.
+- where the backend takes lazy grammars (the in-process engine) and the model may pick,
+  one pass: free text is the answer, a reply that opens with ``{`` is forced to be a call
+  of an offered tool (``agents.onepass``);
+- otherwise two constrained steps: the output is forced to be exactly one tool name or
+  ``"answer"``; then a tool's arguments are forced to match its JSON schema, or the
+  reply is generated (and streamed) normally.
 
-``GrammarToolChatModel`` holds that flow once; a backend only says how to send one
+``GrammarToolChatModel`` holds these flows once; a backend only says how to send one
 OpenAI-style request (``_send_stream``/``_send``). This module never loads a model and
-never does I/O itself.
+never does I/O itself; names, notes and schemas live in ``agents.toolschema``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import uuid
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,202 +32,35 @@ from langchain_core.messages import (
     AIMessageChunk,
     BaseMessage,
     HumanMessage,
-    InvalidToolCall,
-    ToolCall,
-    ToolCallChunk,
 )
-from langchain_core.messages.tool import invalid_tool_call, tool_call_chunk
+from langchain_core.messages.tool import invalid_tool_call
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from agents import onepass
 from agents.config import LLMSettings
 from agents.messages import SYSTEMLESS_FORMATS, to_openai_messages
-
-ANSWER = "answer"
-"""The pseudo tool name that means "reply in words" in the choice step."""
-
-NATIVE_FORMATS = frozenset(
-    {"chatml-function-calling", "functionary", "functionary-v1", "functionary-v2"}
+from agents.toolschema import (
+    ANSWER,
+    ARGS_MAX_TOKENS,
+    CHOICE_MAX_TOKENS,
+    Mode,
+    args_note,
+    args_schema,
+    choice_names,
+    choice_note,
+    choice_schema,
+    chunk_to_message,
+    forced_choice,
+    new_call_id,
+    parse_choice,
+    resolve_mode,
+    response_to_message,
+    tool_call_message,
+    tool_name,
 )
-CHOICE_MAX_TOKENS = 32
-ARGS_MAX_TOKENS = 256
-"""The arguments step's own budget: a short answer limit must not cut a call's JSON."""
-
-Mode = Literal["native", "grammar"]
-
-
-def resolve_mode(tool_calling: str, chat_format: str | None) -> Mode:
-    """``auto`` means native for function-calling chat formats, grammar otherwise."""
-    if tool_calling == "native":
-        return "native"
-    if tool_calling == "grammar":
-        return "grammar"
-    return "native" if chat_format in NATIVE_FORMATS else "grammar"
-
-
-def tool_name(tool: dict[str, Any]) -> str:
-    """The name of an OpenAI-format tool."""
-    return str(tool["function"]["name"])
-
-
-def forced_choice(tool_choice: Any, names: Sequence[str]) -> str | None:
-    """The tool ``tool_choice`` forces, ``ANSWER`` for ``"none"``, or None (model picks).
-
-    Accepts a tool name, ``{"type": "function", "function": {"name": ...}}``, ``"none"``,
-    ``"auto"``/None, and ``"any"``/``"required"`` (a tool, but the model picks which:
-    returned as None; see ``choice_names``).
-    """
-    if isinstance(tool_choice, dict):
-        tool_choice = tool_choice.get("function", {}).get("name")
-    if tool_choice in (None, "auto", "any", "required"):
-        return None
-    if tool_choice == "none":
-        return ANSWER
-    if tool_choice not in names:
-        raise ValueError(f"tool_choice {tool_choice!r} is not one of the bound tools {names}")
-    return str(tool_choice)
-
-
-def choice_names(tools: Sequence[dict[str, Any]], tool_choice: Any) -> list[str]:
-    """The names the choice step may produce: the tools, plus ``answer`` unless forbidden."""
-    names = [tool_name(t) for t in tools]
-    return names if tool_choice in ("any", "required") else [*names, ANSWER]
-
-
-def choice_schema(names: Sequence[str]) -> dict[str, Any]:
-    """JSON schema whose only valid documents are the quoted names."""
-    return {"type": "string", "enum": list(names)}
-
-
-def args_schema(tool: dict[str, Any]) -> dict[str, Any]:
-    """The JSON schema of a tool's arguments (an empty object when it has none)."""
-    params = tool["function"].get("parameters") or {}
-    return params if params.get("properties") else {"type": "object", "properties": {}}
-
-
-def choice_note(tools: Sequence[dict[str, Any]], names: Sequence[str]) -> str:
-    """The instruction appended for the choice step: the tools and how to pick."""
-    lines = ["You can use these tools:"]
-    for tool in tools:
-        desc = tool["function"].get("description") or ""
-        lines.append(f"- {tool_name(tool)}: {desc}".rstrip(": "))
-    if ANSWER in names:
-        lines.append(f"- {ANSWER}: reply to the user directly, without a tool.")
-    lines.append("Reply with exactly one name from this list.")
-    return "\n".join(lines)
-
-
-def args_note(tool: dict[str, Any], request: str = "") -> str:
-    """The instruction appended for the arguments step.
-
-    It quotes the user's request and shows the schema without descriptions or titles:
-    small models copy any example text they are shown instead of the request's numbers
-    (measured in bench/tool_selection.py: 0 of 10 right with descriptions, 6 of 10
-    without, with the calculator's pattern).
-    """
-    schema = json.dumps(bare_schema(args_schema(tool)))
-    asked = f" for this request: {request.strip()}" if request.strip() else ""
-    return f"Write the arguments of the tool {tool_name(tool)} as one JSON object {schema}{asked}"
-
-
-def bare_schema(schema: Any) -> Any:
-    """``schema`` without its human text (``description``, ``title``, ``examples``)."""
-    if isinstance(schema, dict):
-        return {
-            key: bare_schema(value)
-            for key, value in schema.items()
-            if key not in ("description", "title", "examples")
-        }
-    if isinstance(schema, list):
-        return [bare_schema(item) for item in schema]
-    return schema
-
-
-def parse_choice(text: str, names: Sequence[str]) -> str:
-    """The name the choice step produced; ``answer`` (or the first name) if unreadable."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        value = text.strip().strip('"')
-    if value in names:
-        return str(value)
-    return ANSWER if ANSWER in names else names[0]
-
-
-def new_call_id() -> str:
-    """A unique tool call id."""
-    return f"call_{uuid.uuid4().hex[:24]}"
-
-
-def tool_call_message(content: str, calls: Sequence[tuple[str, str, str | None]]) -> AIMessageChunk:
-    """A final message chunk with ``calls`` as ``(name, args_json, id)`` triples.
-
-    Arguments that are not a JSON object become ``invalid_tool_calls`` (the agent reports
-    those back to the model) instead of silently turning into ``{}``.
-    """
-    valid: list[ToolCall] = []
-    invalid: list[InvalidToolCall] = []
-    for name, args_json, call_id in calls:
-        cid = call_id or new_call_id()
-        try:
-            args = json.loads(args_json or "{}")
-        except json.JSONDecodeError as exc:
-            invalid.append(invalid_tool_call(name=name, args=args_json, id=cid, error=str(exc)))
-            continue
-        if isinstance(args, dict):
-            valid.append(ToolCall(name=name, args=args, id=cid, type="tool_call"))
-        else:
-            error = "arguments are not a JSON object"
-            invalid.append(invalid_tool_call(name=name, args=args_json, id=cid, error=error))
-    return AIMessageChunk(
-        content=content, tool_calls=valid, invalid_tool_calls=invalid, chunk_position="last"
-    )
-
-
-def chunk_to_message(chunk: dict[str, Any]) -> AIMessageChunk | None:
-    """An OpenAI chat-completion stream chunk as a LangChain chunk (None if empty)."""
-    choices = chunk.get("choices") or []
-    if not choices:
-        return None
-    delta = choices[0].get("delta") or {}
-    content = delta.get("content") or ""
-    calls: list[ToolCallChunk] = [
-        tool_call_chunk(
-            name=(call.get("function") or {}).get("name"),
-            args=(call.get("function") or {}).get("arguments"),
-            id=call.get("id"),
-            index=call.get("index", i),
-        )
-        for i, call in enumerate(delta.get("tool_calls") or [])
-    ]
-    finish = choices[0].get("finish_reason")
-    if not content and not calls and not finish:
-        return None
-    meta = {"finish_reason": finish} if finish else {}
-    return AIMessageChunk(content=content, tool_call_chunks=calls, response_metadata=meta)
-
-
-def response_to_message(response: dict[str, Any]) -> AIMessage:
-    """A non-streamed OpenAI chat-completion response as an ``AIMessage``."""
-    choice = (response.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
-    calls = [
-        (
-            str((call.get("function") or {}).get("name")),
-            str((call.get("function") or {}).get("arguments") or "{}"),
-            call.get("id"),
-        )
-        for call in message.get("tool_calls") or []
-    ]
-    chunk = tool_call_message(message.get("content") or "", calls)
-    return AIMessage(
-        content=chunk.content,
-        tool_calls=chunk.tool_calls,
-        invalid_tool_calls=chunk.invalid_tool_calls,
-        response_metadata={"finish_reason": choice.get("finish_reason")},
-    )
 
 
 @dataclass
@@ -256,6 +90,8 @@ class GrammarToolChatModel(BaseChatModel):
     tool_calling: Literal["auto", "native", "grammar"] = "auto"
     chat_format: str | None = "gemma"
     fairness_key: str = "default"
+    one_pass: bool = True
+    """Grammar mode, model picks: answer or call in one pass where the backend can."""
 
     @staticmethod
     def sampling_from(llm: LLMSettings) -> dict[str, Any]:
@@ -268,6 +104,11 @@ class GrammarToolChatModel(BaseChatModel):
             "top_p": llm.top_p,
             "seed": llm.seed if llm.seed >= 0 else None,
         }
+
+    @property
+    def lazy_grammars(self) -> bool:
+        """Whether this backend takes ``lazy_grammar`` (grammar after a trigger) requests."""
+        return False
 
     @abstractmethod
     def _send_stream(
@@ -324,6 +165,16 @@ class GrammarToolChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         call = self._resolve(messages, stop, run_manager, kwargs)
+        if self._one_pass_applies(call):
+            whole: Any = None
+            async for part in self._one_pass(call, None):
+                whole = part.message if whole is None else whole + part.message
+            message = AIMessage(
+                content=whole.content if whole else "",
+                tool_calls=whole.tool_calls if whole else [],
+                invalid_tool_calls=whole.invalid_tool_calls if whole else [],
+            )
+            return ChatResult(generations=[ChatGeneration(message=message)])
         chunk = await self._grammar_tool_call(call)
         if chunk is not None:
             message = AIMessage(
@@ -341,6 +192,10 @@ class GrammarToolChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         call = self._resolve(messages, stop, run_manager, kwargs)
+        if self._one_pass_applies(call):
+            async for part in self._one_pass(call, run_manager):
+                yield part
+            return
         chunk = await self._grammar_tool_call(call)
         if chunk is not None:
             yield ChatGenerationChunk(message=chunk)
@@ -382,6 +237,46 @@ class GrammarToolChatModel(BaseChatModel):
             params["tool_choice"] = _native_tool_choice(tool_choice)
         request = next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
         return _Call(params, str(key), tools, tool_choice, request)
+
+    def _one_pass_applies(self, call: _Call) -> bool:
+        if not (self.one_pass and self.lazy_grammars and self.mode == "grammar" and call.tools):
+            return False
+        names = choice_names(call.tools, call.tool_choice)
+        return ANSWER in names and forced_choice(call.tool_choice, names) is None
+
+    async def _one_pass(
+        self, call: _Call, run_manager: AsyncCallbackManagerForLLMRun | None
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        """Answer or call in one model pass (``agents.onepass``)."""
+        params = {
+            **call.params,
+            "messages": onepass.with_note(call.params["messages"], onepass.note(call.tools)),
+            "stream": True,
+            "lazy_grammar": {
+                "schema": onepass.calls_schema(call.tools),
+                "starts": onepass.STARTS,
+            },
+        }
+        decision = onepass.Decision()
+        async for raw in self._send_stream(params, call.fairness_key):
+            message = chunk_to_message(raw)
+            if message is None:
+                continue
+            shown = decision.feed(message.text)
+            if not shown and not message.response_metadata:
+                continue
+            generation = ChatGenerationChunk(
+                message=AIMessageChunk(content=shown, response_metadata=message.response_metadata)
+            )
+            if run_manager is not None and shown:
+                await run_manager.on_llm_new_token(shown, chunk=generation)
+            yield generation
+        text = decision.call_text()
+        if text is None:
+            if leftover := decision.leftover():
+                yield ChatGenerationChunk(message=AIMessageChunk(content=leftover))
+            return
+        yield ChatGenerationChunk(message=_parsed_call(text))
 
     async def _grammar_tool_call(self, call: _Call) -> AIMessageChunk | None:
         """Steps 1 and 2 of grammar mode: None means "answer in words"."""
@@ -435,6 +330,16 @@ class GrammarToolChatModel(BaseChatModel):
         }
         response = await self._send(params, call.fairness_key)
         return str(response["choices"][0]["message"].get("content") or "")
+
+
+def _parsed_call(text: str) -> AIMessageChunk:
+    """A one-pass call as a final chunk; unreadable ones as invalid calls for the agent."""
+    try:
+        name, args = onepass.parse_call(text)
+    except ValueError as exc:
+        call = invalid_tool_call(name="unknown", args=text, id=new_call_id(), error=str(exc))
+        return AIMessageChunk(content="", invalid_tool_calls=[call], chunk_position="last")
+    return tool_call_message("", [(name, args, None)])
 
 
 def _native_tool_choice(tool_choice: Any) -> Any:

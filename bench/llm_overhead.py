@@ -142,7 +142,7 @@ async def _bot_run(app: App, origin: Origin, prompt: str) -> dict[str, Any]:
     }
 
 
-async def _raw_messages(app: App, origin: Origin, prompt: str) -> list[dict[str, Any]]:
+async def raw_messages(app: App, origin: Origin, prompt: str) -> list[dict[str, Any]]:
     """The messages the bot sends for this turn, as the chat template receives them."""
     identity = await app.services.storage.identify(origin)
     messages, _ = app.router.agent.context(Turn(origin, identity, prompt, [], None), [])
@@ -174,8 +174,8 @@ async def _measure(app: App, runs: int, max_tokens: int, prompt: str) -> dict[st
     server_pk = (await app.services.storage.identify(tools_off)).server_pk
     for name in TOOL_PLUGINS:
         await app.plugins.set_enabled(server_pk, name, False)
-    messages = await _raw_messages(app, tools_on, prompt)
-    assert messages == await _raw_messages(app, tools_off, prompt)
+    messages = await raw_messages(app, tools_on, prompt)
+    assert messages == await raw_messages(app, tools_off, prompt)
     raw, on, off, every = [], [], [], []
     agent_settings = app.services.settings.agent
     await asyncio.to_thread(_raw_run, raw_llama, messages, max_tokens)  # warm-up

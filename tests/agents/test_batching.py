@@ -229,3 +229,42 @@ async def test_a_prompt_far_beyond_the_window_is_fitted_while_others_answer(
     usage = results[0]["usage"]
     assert usage["prompt_tokens"] + usage["completion_tokens"] <= N_CTX
     assert all(_content(r) for r in results[1:])
+
+
+async def test_a_lazy_grammar_binds_only_a_reply_that_starts_as_it_says(
+    engine: LlamaEngine,
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "tool": {"const": "calculate"},
+            "arguments": {
+                "type": "object",
+                "properties": {"expression": {"enum": ["1+1", "2+2"]}},
+                "required": ["expression"],
+                "additionalProperties": False,
+            },
+        },
+        "required": ["tool", "arguments"],
+        "additionalProperties": False,
+    }
+    grammar = llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    question = "Tell me about the moon."
+    engine.forget_prefixes()  # each evaluates the whole prompt: same numbers, same answer
+    free = _content(await engine.complete_chat(_ask(question)))
+    first = free.lstrip()[0]
+    other = "{" if first != "{" else "~"
+
+    # One at a time, as the free answer was (batched kernels may flip a late near-tie).
+    engine.forget_prefixes()
+    untouched = await engine.complete_chat(_ask(question, grammar=grammar, grammar_starts=other))
+    bound = await engine.complete_chat(
+        _ask(question, max_tokens=96, grammar=grammar, grammar_starts=first)
+    )
+
+    # Not its start: the free answer, untouched. Its start: the token is taken back and
+    # the reply follows the grammar from there, whatever the model wanted to write.
+    assert _content(untouched) == free
+    call = json.loads(_content(bound))
+    assert call["tool"] == "calculate"
+    assert call["arguments"]["expression"] in ("1+1", "2+2")

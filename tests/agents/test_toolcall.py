@@ -19,14 +19,8 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
 from agents.messages import to_openai_messages
-from agents.toolcall import (
-    ANSWER,
-    GrammarToolChatModel,
-    args_note,
-    forced_choice,
-    parse_choice,
-    resolve_mode,
-)
+from agents.toolcall import GrammarToolChatModel
+from agents.toolschema import ANSWER, args_note, forced_choice, parse_choice, resolve_mode
 
 
 @tool
@@ -176,3 +170,67 @@ def test_the_arguments_note_quotes_the_request_and_no_example_text() -> None:
     note = args_note(tool, "What is 12 times 7?")
     assert note.endswith("for this request: What is 12 times 7?")
     assert "2 + 2" not in note and "description" not in note  # tiny models copy examples
+
+
+class OnePassModel(ScriptedModel):
+    """A scripted backend that takes lazy grammars, so tools cost one pass."""
+
+    @property
+    def lazy_grammars(self) -> bool:
+        return True
+
+
+async def test_one_pass_streams_an_answer_as_soon_as_it_is_clearly_words() -> None:
+    model = OnePassModel(script=["The sky is blue."], sent=[])
+
+    parts = [p async for p in model.bind_tools([calculate]).astream("Why blue?")]
+
+    assert "".join(str(p.content) for p in parts) == "The sky is blue. "
+    assert str(parts[0].content) == "The "  # the first word is shown at once
+    assert not any(getattr(p, "tool_calls", None) for p in parts)
+    (request,) = model.sent  # one model call, no "which tool?" step
+    assert request["lazy_grammar"]["starts"] == "{"
+    assert "calculate" in request["messages"][0]["content"]
+    schema = request["lazy_grammar"]["schema"]["anyOf"][0]
+    assert schema["properties"]["tool"] == {"const": "calculate"}
+
+
+async def test_one_pass_gathers_a_reply_that_opens_with_a_brace_into_a_tool_call() -> None:
+    model = OnePassModel(
+        script=['  {"tool": "calculate", "arguments": {"expression": "12*7"}}'], sent=[]
+    )
+
+    parts = [p async for p in model.bind_tools([calculate]).astream("12 times 7?")]
+    reply = (
+        await OnePassModel(
+            script=['{"tool": "calculate", "arguments": {"expression": "3+4"}}'], sent=[]
+        )
+        .bind_tools([calculate])
+        .ainvoke("3 plus 4?")
+    )
+
+    assert "".join(str(p.content) for p in parts).strip() == ""
+    (call,) = parts[-1].tool_calls  # type: ignore[attr-defined]
+    assert (call["name"], call["args"]) == ("calculate", {"expression": "12*7"})
+    assert isinstance(reply, AIMessage)
+    assert reply.tool_calls[0]["args"] == {"expression": "3+4"}
+
+
+async def test_one_pass_reports_a_broken_call_back_to_the_agent() -> None:
+    model = OnePassModel(script=['{"tool": "calculate", "arguments": {"expr'], sent=[])
+
+    reply = await model.bind_tools([calculate]).ainvoke("12 times 7?")
+
+    assert isinstance(reply, AIMessage)
+    assert not reply.tool_calls
+    assert "not valid JSON" in str(reply.invalid_tool_calls[0]["error"])
+
+
+async def test_a_forced_tool_still_takes_the_arguments_step() -> None:
+    model = OnePassModel(script=['{"expression": "2+2"}'], sent=[])
+
+    reply = await model.bind_tools([calculate], tool_choice="calculate").ainvoke("2+2")
+
+    assert isinstance(reply, AIMessage)
+    assert reply.tool_calls[0]["args"] == {"expression": "2+2"}
+    assert "lazy_grammar" not in model.sent[0]
