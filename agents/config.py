@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
+from agents.servers import split_urls
 from core.config import Section
 
 
@@ -32,6 +33,17 @@ class LLMSettings(Section):
     model: str = "local"
     request_timeout_s: float = Field(default=300.0, gt=0)
     api_key: SecretStr | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _urls(cls, value: str) -> str:
+        urls = split_urls(value)
+        if not urls:
+            raise ValueError("base_url needs at least one server URL")
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"base_url: {url!r} is not an http(s) URL")
+        return ", ".join(urls)
 
 
 class AgentSettings(Section):

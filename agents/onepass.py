@@ -18,24 +18,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.toolschema import args_schema, bare_schema
+from agents.toolschema import args_schema
 
 STARTS = "{"
 """A reply whose first visible character is ``{`` is a tool call: grammar from there."""
 
 
 def note(tools: Sequence[dict[str, Any]]) -> str:
-    """The system-prompt lines that offer ``tools`` (schemas without their prose)."""
+    """The system-prompt lines that offer ``tools``: names, argument names, descriptions.
+
+    Short on purpose: every token here is evaluated before the first word of a cold turn
+    (the grammar, not the prompt, holds the full argument schemas).
+    """
     lines = ["You can use these tools:"]
     for tool in tools:
         function = tool["function"]
-        params = json.dumps(bare_schema(args_schema(tool)))
-        lines.append(
-            f"- {function['name']} {params}: {function.get('description') or ''}".rstrip(": ")
-        )
+        args = ", ".join(args_schema(tool).get("properties") or {})
+        desc = function.get("description") or ""
+        lines.append(f"- {function['name']}({args}): {desc}".rstrip(": "))
     lines.append(
-        'To use a tool, reply with only one JSON object: {"tool": "<name>", "arguments": '
-        "{...}}. Otherwise answer the user directly in words."
+        'To use a tool, reply with only {"tool": "<name>", "arguments": {...}}. '
+        "Otherwise answer the user directly."
     )
     return "\n".join(lines)
 

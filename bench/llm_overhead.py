@@ -15,7 +15,10 @@ One process, one loaded model (the configured default: the bundled SmolLM2-135M 
   (c) bot, tools off: the same on a second server, identical prompt, where calculator and
       imagine are disabled: what the core costs without the tool-choice step;
   (d) bot, every tool offered: (b) with ``[agent] tool_hints`` off, so the model is offered
-      every enabled tool whatever the message says (the behaviour before tool hints).
+      every enabled tool whatever the message says (the behaviour before tool hints);
+  (e) (d) and (a) warm, as in a running bot: the same turn again right after itself, so
+      what the previous turn cached (the system prompt with the tools, the history) is
+      reused on both sides: ``ratio_total_with_tools`` (cold: ``..._cold``).
 With tool hints (the default) a tool is offered only for a message matching its hint, so
 for this prompt (b) usually offers none: ``tools_offered`` lists what (b) offered.
 Raw runs use a second copy of the model with the engine's thread counts; the raw
@@ -97,8 +100,11 @@ def raw_model(llm: Any, n_ctx: int) -> Any:
     )
 
 
-def _raw_run(llama: Any, messages: list[dict[str, Any]], max_tokens: int) -> dict[str, Any]:
-    llama.reset()
+def _raw_run(
+    llama: Any, messages: list[dict[str, Any]], max_tokens: int, *, warm: bool = False
+) -> dict[str, Any]:
+    if not warm:
+        llama.reset()
     start = time.perf_counter()
     first = None
     pieces: list[str] = []
@@ -113,11 +119,12 @@ def _raw_run(llama: Any, messages: list[dict[str, Any]], max_tokens: int) -> dic
     return {"total": end - start, "ttft": (first or end) - start, "text": "".join(pieces)}
 
 
-async def _bot_run(app: App, origin: Origin, prompt: str) -> dict[str, Any]:
+async def _bot_run(app: App, origin: Origin, prompt: str, *, warm: bool = False) -> dict[str, Any]:
     async for _ in app.router.handle(CommandEvent(origin, "forget")):
         pass
     engine = app.services.chat_model.engine  # type: ignore[attr-defined]
-    engine.forget_prefixes()
+    if not warm:
+        engine.forget_prefixes()
     start = time.perf_counter()
     first = None
     answer = ""
@@ -177,6 +184,8 @@ async def _measure(app: App, runs: int, max_tokens: int, prompt: str) -> dict[st
     messages = await raw_messages(app, tools_on, prompt)
     assert messages == await raw_messages(app, tools_off, prompt)
     raw, on, off, every = [], [], [], []
+    every_warm: list[dict[str, Any]] = []
+    raw_warm: list[dict[str, Any]] = []
     agent_settings = app.services.settings.agent
     await asyncio.to_thread(_raw_run, raw_llama, messages, max_tokens)  # warm-up
     await _bot_run(app, tools_on, prompt)
@@ -187,18 +196,37 @@ async def _measure(app: App, runs: int, max_tokens: int, prompt: str) -> dict[st
         off.append(await _bot_run(app, tools_off, prompt))
         agent_settings.tool_hints = False  # (d): every enabled tool offered, hint or not
         every.append(await _bot_run(app, tools_on, prompt))
+        # (e) = (d) in a running bot: the previous turn's prompt is still cached, on both
+        # sides (llama-cpp-python reuses its prefix too when not reset).
+        await _bot_run(app, tools_on, prompt, warm=True)
+        every_warm.append(await _bot_run(app, tools_on, prompt, warm=True))
         agent_settings.tool_hints = True
+        await asyncio.to_thread(_raw_run, raw_llama, messages, max_tokens)
+        raw_warm.append(
+            await asyncio.to_thread(_raw_run, raw_llama, messages, max_tokens, warm=True)
+        )
     raw_llama.close()
     tokens = engine.count_tokens(on[-1]["text"])
     return {
         **_ratios(on, raw, ""),
         **_ratios(off, raw, "_tools_off"),
         **_ratios(every, raw, "_all_tools_offered"),
+        **_ratios(every_warm, raw_warm, "_all_tools_offered_warm"),
+        "ratio_total_with_tools": round(
+            _median(every_warm, "total") / _median(raw_warm, "total"), 4
+        ),
+        "ratio_total_with_tools_cold": round(_median(every, "total") / _median(raw, "total"), 4),
         "tools_offered": await _offered(app, tools_on, prompt),
         "same_output": raw[-1]["text"].strip() == on[-1]["text"].strip(),
         "same_output_tools_off": raw[-1]["text"].strip() == off[-1]["text"].strip(),
         "tool_calls_in_bot_runs": dict(Counter(t for run in on for t in run["tools"])),
         "images_in_bot_runs": sum(run["images"] for run in on),
+        "tool_calls_all_tools_offered": dict(
+            Counter(t for run in [*every, *every_warm] for t in run["tools"])
+        ),
+        "tokens_all_tools_offered_warm": engine.count_tokens(every_warm[-1]["text"]),
+        "tokens_raw_warm": engine.count_tokens(raw_warm[-1]["text"]),
+        "same_output_all_tools_offered": raw[-1]["text"].strip() == every[-1]["text"].strip(),
         "raw_tok_s": round(engine.count_tokens(raw[-1]["text"]) / _median(raw, "total"), 1),
         "bot_tok_s": round(tokens / _median(on, "total"), 1),
         "raw_s": round(_median(raw, "total"), 3),
