@@ -29,6 +29,7 @@ class LLMSettings(Section):
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
     seed: int = -1
     tool_calling: Literal["auto", "native", "grammar"] = "auto"
+    tool_pass: Literal["auto", "one", "choice"] = "auto"
     base_url: str = "http://127.0.0.1:8080/v1"
     model: str = "local"
     request_timeout_s: float = Field(default=300.0, gt=0)

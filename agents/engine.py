@@ -167,6 +167,11 @@ class LlamaEngine:
         return self._scheduler.n_ctx
 
     @property
+    def n_params(self) -> int:
+        """The model's parameter count."""
+        return int(self._llama._model.n_params())
+
+    @property
     def parallel(self) -> int:
         """How many requests decode together."""
         return self._scheduler.parallel

@@ -238,18 +238,18 @@ async def _measure(app: App, runs: int, max_tokens: int, prompt: str) -> dict[st
     }
 
 
-async def main(runs: int, max_tokens: int, prompt: str) -> dict[str, Any]:
+async def main(runs: int, max_tokens: int, prompt: str, tool_pass: str = "auto") -> dict[str, Any]:
     """Start the bot with the default model and plugins, measure, return the RESULT."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             data_dir=Path(tmp),
-            llm={"temperature": 0.0, "max_tokens": max_tokens},
+            llm={"temperature": 0.0, "max_tokens": max_tokens, "tool_pass": tool_pass},
             # Only the built-ins, as shipped.
             plugins={"disable_entry_points": True, "config": {"imagine": TINY_IMAGES}},
             limits={"user_burst": 1000, "server_burst": 1000},
         )
         async with await App.start(settings) as app:
-            return await _measure(app, runs, max_tokens, prompt)
+            return {**await _measure(app, runs, max_tokens, prompt), "tool_pass": tool_pass}
 
 
 if __name__ == "__main__":
@@ -257,5 +257,7 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--prompt", default=PROMPT, help="a message that needs no tool")
+    parser.add_argument("--tool-pass", default="auto", choices=["auto", "one", "choice"])
     args = parser.parse_args()
-    print("RESULT " + json.dumps(asyncio.run(main(args.runs, args.max_tokens, args.prompt))))
+    result = asyncio.run(main(args.runs, args.max_tokens, args.prompt, args.tool_pass))
+    print("RESULT " + json.dumps(result))

@@ -12,7 +12,9 @@ greedy sampling, and the first step's decision is recorded:
 
 Each configuration is measured in the same run (``--configs``): ``hints`` is the default
 (``[agent] tool_hints = true``: a tool is offered only for messages matching its hint),
-``all`` offers every enabled tool on every turn (the behaviour before hints).
+``all`` offers every enabled tool on every turn (the behaviour before hints); a
+``-choice`` suffix makes the model take the constrained "which tool?" step first instead
+of answering or calling in one pass.
 
     .venv/bin/python bench/tool_selection.py [--configs hints,all]
 
@@ -83,7 +85,8 @@ async def _first_step(app: App, origin: Origin, text: str) -> list[tuple[str, An
     messages, _ = app.router.agent.context(Turn(origin, identity, text, tools, None), [])
     model = app.services.chat_model
     bound = model.bind_tools(tools) if tools else model
-    reply = await bound.ainvoke(messages, max_tokens=8)  # the decision, not the answer
+    # The decision, not the whole answer (one pass needs room for a call's JSON).
+    reply = await bound.ainvoke(messages, max_tokens=64)
     calls = [(call["name"], call["args"]) for call in reply.tool_calls]
     return calls + [(call["name"] or "", None) for call in reply.invalid_tool_calls]
 
@@ -103,11 +106,13 @@ async def _measure(config: str) -> dict[str, Any]:
         settings = Settings(
             data_dir=Path(tmp),
             llm={"temperature": 0.0, "seed": 0, "n_ctx": 2048},
-            agent={"tool_hints": config == "hints"},
+            agent={"tool_hints": config.startswith("hints")},
             plugins={"disable_entry_points": True},
             limits={"user_burst": 1000},
         )
         async with await App.start(settings) as app:
+            # "-choice": the constrained "which tool?" step instead of one pass.
+            app.services.chat_model.one_pass = not config.endswith("-choice")  # type: ignore[attr-defined]
             origin = Origin("console", "bench", "console", "bencher", user_name="bencher")
             started = time.perf_counter()
             plain = [await _first_step(app, origin, q) for q in PLAIN]
@@ -133,6 +138,6 @@ async def main(configs: list[str]) -> dict[str, Any]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", default="hints,all")
+    parser.add_argument("--configs", default="hints,all,hints-choice,all-choice")
     args = parser.parse_args()
     print("RESULT " + json.dumps(asyncio.run(main(args.configs.split(",")))))

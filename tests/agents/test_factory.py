@@ -61,3 +61,18 @@ def test_the_llamacpp_backend_loads_the_bundled_model() -> None:
     assert isinstance(model, ChatLlamaCpp)
     assert model.context_window == 256
     model.engine.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("tool_pass", "one_pass"), [("auto", False), ("one", True), ("choice", False)]
+)
+def test_a_tiny_model_takes_the_choice_step_unless_told_otherwise(
+    tool_pass: str, one_pass: bool
+) -> None:
+    model = build_chat_model(_settings(n_ctx=256, n_threads=1, tool_pass=tool_pass, parallel=1))
+
+    assert isinstance(model, ChatLlamaCpp)
+    assert model.engine.n_params < 1_000_000_000  # the bundled SmolLM2-135M
+    assert model.one_pass is one_pass
+    model.engine.close()
