@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ValidationError
 
-from bot.cache import LRUDict
 from bot.plugin_loading import (
     Source,
     discover_sources,
@@ -33,6 +32,7 @@ from bot.plugin_loading import (
     snapshot_modules,
 )
 from bot.tools import ToolSpec, build, make_spec
+from core.cache import LRUDict
 from core.caller import Caller
 from core.config import scope_of
 from core.errors import (

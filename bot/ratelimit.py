@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable
 
-from bot.cache import LRUDict
+from core.cache import LRUDict
 from core.events import Origin
 
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from bot.cache import TTLCache
+from core.cache import TTLCache
 
 if TYPE_CHECKING:
     from storage.settings import Scope, SettingStore

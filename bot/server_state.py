@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.cache import TTLCache
+from core.cache import TTLCache
 
 if TYPE_CHECKING:
     from bot.scoped import ScopedSettings

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
+from core.cache import TTLCache
 from core.errors import InputRejected
 from plugins.knowledge.config import KnowledgeSettings
 from plugins.knowledge.extractor import Extractor
@@ -42,6 +43,7 @@ Mode = Literal["hybrid", "dense", "keyword"]
 # Sees an upload's passages before they are stored; raises InputRejected to refuse them.
 Screen = Callable[[list[str]], Awaitable[None]]
 MAX_QUERY_CHARS = 1000
+HAS_DOCUMENTS_TTL_S = 30.0
 # Reciprocal rank fusion, weighted. The textbook constant 60 flattens ranks so much that
 # a passage both retrievers rank 5th beats one the vectors rank 1st. Measured on the
 # labelled set (tests/data/knowledge), recall@5: dense alone 0.96, BM25 alone 0.82; plain
@@ -117,6 +119,9 @@ class KnowledgeBase:
         self.extractor = extractor
         self.keyword = KeywordIndexes(self._keyword_items)
         self._ingesting = asyncio.Lock()  # one ingestion at a time: limits stay exact
+        # Asked on every turn (is search_knowledge offered?): cached, bounded, and fresh
+        # within HAS_DOCUMENTS_TTL_S when another process changed the documents.
+        self._has_documents: TTLCache[int, bool] = TTLCache(HAS_DOCUMENTS_TTL_S)
 
     # ---- ingestion ------------------------------------------------------------------
 
@@ -170,6 +175,7 @@ class KnowledgeBase:
                 raise
             await self._forget(older)
         self.keyword.invalidate(server_pk)
+        self._has_documents.invalidate(server_pk)
         log.info("knowledge: server %s added %s (%d chunks)", server_pk, stored.source, len(chunks))
         return Added(stored, len(older))
 
@@ -208,6 +214,8 @@ class KnowledgeBase:
         for doc in documents:
             await self.store.delete_where(doc.server_pk, "document_id", doc.id)
         await self.library.delete([doc.id for doc in documents])
+        for doc in documents:
+            self._has_documents.invalidate(doc.server_pk)
 
     # ---- removal --------------------------------------------------------------------
 
@@ -217,6 +225,7 @@ class KnowledgeBase:
             found = await self.library.by_source(server_pk, source.strip())
             await self._forget(found)
         self.keyword.invalidate(server_pk)
+        self._has_documents.invalidate(server_pk)
         return len(found)
 
     async def clear(self, server_pk: int) -> int:
@@ -226,12 +235,17 @@ class KnowledgeBase:
             await self.store.drop_server(server_pk)
             await self.library.delete([doc.id for doc in found])
         self.keyword.invalidate(server_pk)
+        self._has_documents.invalidate(server_pk)
         return len(found)
 
     async def has_documents(self, server_pk: int) -> bool:
-        """Whether the server has anything to search."""
-        docs, _ = await self.library.totals(server_pk)
-        return docs > 0
+        """Whether the server has anything to search (cached; see ``__init__``)."""
+
+        async def load() -> bool:
+            docs, _ = await self.library.totals(server_pk)
+            return docs > 0
+
+        return await self._has_documents.get(server_pk, load)
 
     # ---- search ---------------------------------------------------------------------
 
@@ -294,6 +308,7 @@ class KnowledgeBase:
                 orphans, reembedded = orphans + o, reembedded + r
         for server_pk in servers:
             self.keyword.invalidate(server_pk)
+            self._has_documents.invalidate(server_pk)
         report = Repaired(len(stale), orphans, reembedded)
         if report != Repaired():
             log.warning("knowledge: repaired %s", report)
@@ -325,6 +340,7 @@ class KnowledgeBase:
                 if progress is not None:
                     progress(len(chunks))
         self.keyword.invalidate(server_pk)
+        self._has_documents.invalidate(server_pk)
         return done
 
 

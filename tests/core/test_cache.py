@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.cache import TTLCache
+from core.cache import TTLCache
 
 
 async def test_concurrent_readers_share_one_load_until_it_expires() -> None:

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from bot.app import App
-from bot.cache import DEFAULT_MAX_ENTRIES, LRUDict, TTLCache
 from bot.config import Settings
 from bot.plugins import Source
+from core.cache import DEFAULT_MAX_ENTRIES, LRUDict, TTLCache
 from core.events import CommandEvent, Error, MessageEvent, Origin
 from storage._history import DEFAULT_MAX_CONVERSATIONS
 from storage.repository import IDENTITY_CACHE_SIZE

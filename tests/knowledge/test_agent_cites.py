@@ -65,3 +65,18 @@ async def test_a_server_without_documents_is_never_offered_the_tool(
     before = len(model.offered)
     await collect(app, MessageEvent(origin(server="empty"), "Can I bring a guest?"))
     assert model.offered[before:] == [[]]
+
+
+async def test_the_tool_comes_and_goes_with_the_documents_on_the_next_turn(
+    app: App, model: ScriptedChatModel
+) -> None:
+    # "Has documents?" is asked on every turn, so it is cached: changes must clear it.
+    await collect(app, MessageEvent(origin(server="late"), "Can I bring a guest?"))
+    assert "Added" in str(await kb(app, "add", doc("faq.md"), server="late"))
+    await collect(app, MessageEvent(origin(server="late"), "Can I bring a guest?"))
+    assert "Removed" in str(await kb(app, "clear", server="late"))
+    before = len(model.offered)
+    await collect(app, MessageEvent(origin(server="late"), "Can I bring a guest?"))
+
+    assert model.offered[before - 2 : before] == [[], ["search_knowledge"]]
+    assert model.offered[before:] == [[]]

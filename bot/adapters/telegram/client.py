@@ -35,9 +35,9 @@ from telegram.constants import ChatAction
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 
-from bot.cache import LRUDict, TTLCache
 from bot.render import Reply, WriteBudget
 from core.adapter import BUTTONS, DELETE, EDITS, FILES, POST, TIMEOUT, Limits
+from core.cache import LRUDict, TTLCache
 from core.errors import AtelierError, ConfigError
 from core.events import ButtonEvent, Event, MessageEvent
 from core.plugin import Command
