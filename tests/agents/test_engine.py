@@ -12,7 +12,7 @@ import pytest
 
 from agents.engine import LlamaEngine
 from agents.requests import ChatRequest
-from tests.agents.conftest import N_CTX
+from tests.agents.conftest import N_CTX, load_engine
 
 pytestmark = pytest.mark.model
 
@@ -82,16 +82,7 @@ async def test_an_input_far_beyond_the_window_still_gets_an_answer(engine: Llama
 @pytest.fixture(scope="module")
 def serial(model_path: Path) -> Iterator[LlamaEngine]:
     """An engine that answers one request at a time: waiting order is visible."""
-    loaded = LlamaEngine.load(
-        model_path,
-        n_ctx=N_CTX,
-        n_gpu_layers=None,
-        n_threads=2,
-        n_batch=256,
-        chat_format="gemma",
-        seed=0,
-        parallel=1,
-    )
+    loaded = load_engine(model_path, parallel=1)
     yield loaded
     loaded.close()
 
