@@ -107,7 +107,9 @@ async def _measure(config: str) -> dict[str, Any]:
             data_dir=Path(tmp),
             llm={"temperature": 0.0, "seed": 0, "n_ctx": 2048},
             agent={"tool_hints": config.startswith("hints")},
-            plugins={"disable_entry_points": True},
+            # The bench's server has no documents, so a real turn never offers
+            # search_knowledge (its availability check); offered() alone does not know.
+            plugins={"disable_entry_points": True, "enabled": {"knowledge": False}},
             limits={"user_burst": 1000},
         )
         async with await App.start(settings) as app:
