@@ -133,6 +133,7 @@ class BatchScheduler:
         self._cond = threading.Condition()
         self._closed = False
         self._forget = False
+        self._pieces: dict[int, bytes] = {}
         self._clock = itertools.count(1)
         self.stats = SchedulerStats()
         self._thread = threading.Thread(target=self._run, name="llama-batch", daemon=True)
@@ -190,9 +191,9 @@ class BatchScheduler:
                             llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
                             slot.cached = []
                 admitted = self._take_queued()
-            for slot, generation in admitted:
+            for slot, generation, common in admitted:
                 try:
-                    self._start(slot, generation)
+                    self._start(slot, generation, common)
                 except ModelError as exc:
                     self._release(slot, error=exc)
             try:
@@ -201,8 +202,9 @@ class BatchScheduler:
                 log.exception("batch step failed")
                 self._fail_all(ModelError(f"llama.cpp failed: {exc}"))
 
-    def _take_queued(self) -> list[tuple[_Slot, Generation]]:
-        taken: list[tuple[_Slot, Generation]] = []
+    def _take_queued(self) -> list[tuple[_Slot, Generation, int]]:
+        """Queued generations with the free slot each takes and the prefix it shares."""
+        taken: list[tuple[_Slot, Generation, int]] = []
         free = [slot for slot in self._slots if slot.gen is None]
         while self._queue and free:
             generation = self._queue.popleft()
@@ -210,17 +212,18 @@ class BatchScheduler:
                 generation.events.put(Finish("cancelled", len(generation.prompt), 0, 0))
                 self.stats.cancelled += 1
                 continue
-            slot = max(
-                free, key=lambda s: (_common_prefix(s.cached, generation.prompt), -s.last_used)
+            common, _, slot = max(
+                ((_common_prefix(s.cached, generation.prompt), -s.last_used, s) for s in free),
+                key=lambda choice: choice[:2],
             )
             free.remove(slot)
             slot.gen = generation  # claimed now; set up by _start outside the lock
-            taken.append((slot, generation))
+            taken.append((slot, generation, common))
         return taken
 
-    def _start(self, slot: _Slot, generation: Generation) -> None:
+    def _start(self, slot: _Slot, generation: Generation, common: int) -> None:
         prompt = generation.prompt
-        keep = min(_common_prefix(slot.cached, prompt), len(prompt) - 1)  # re-read the last
+        keep = min(common, len(prompt) - 1)  # the last prompt token is read again: logits
         if not llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, keep, -1):
             llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
             keep = 0
@@ -288,7 +291,7 @@ class BatchScheduler:
             self._release(slot, finish="stop")
             return
         slot.produced += 1
-        piece, stopped = text.feed(token_piece(self._vocab, token))
+        piece, stopped = text.feed(self._piece(token))
         if piece:
             generation.events.put(piece)
         if stopped:
@@ -303,7 +306,7 @@ class BatchScheduler:
         grammar's ``grammar_starts``, take the token back and sample it (and the rest)
         under the grammar, from the same logits."""
         assert slot.gen is not None and slot.lead is not None
-        slot.lead += token_piece(self._vocab, token).decode("utf-8", errors="ignore")
+        slot.lead += self._piece(token).decode("utf-8", errors="ignore")
         lead = slot.lead.lstrip()
         if not lead:
             return token
@@ -312,9 +315,15 @@ class BatchScheduler:
         if lead[0] not in sampling.grammar_starts:
             return token
         llama_cpp.llama_sampler_free(slot.sampler)
-        slot.sampler = None
         slot.sampler = new_sampler(self._vocab, sampling, constrained=True)
         return int(llama_cpp.llama_sampler_sample(slot.sampler, self._ctx, index))
+
+    def _piece(self, token: int) -> bytes:
+        """``token``'s bytes, looked up once per token id (bounded by the vocabulary)."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = token_piece(self._vocab, token)
+        return piece
 
     def _release(
         self, slot: _Slot, *, finish: str = "stop", error: ModelError | None = None

@@ -122,19 +122,15 @@ class ChatOpenAICompatible(GrammarToolChatModel):
                 self._pool.end(base)
                 self._pool.failed(base, repr(exc))
                 continue
-            if response.status_code >= 500:
-                detail = (await response.aread()).decode(errors="replace")[:300]
-                await response.aclose()
-                self._pool.end(base)
-                self._pool.failed(base, f"HTTP {response.status_code}: {detail}")
-                continue
-            if response.status_code >= 400:
-                detail = (await response.aread()).decode(errors="replace")[:300]
-                await response.aclose()
-                self._pool.end(base)
+            if response.status_code < 400:
+                self._pool.succeeded(base)
+                return base, response
+            detail = (await response.aread()).decode(errors="replace")[:300]
+            await response.aclose()
+            self._pool.end(base)
+            if response.status_code < 500:  # the request is wrong: another server agrees
                 raise ModelError(f"LLM server {url} answered HTTP {response.status_code}: {detail}")
-            self._pool.succeeded(base)
-            return base, response
+            self._pool.failed(base, f"HTTP {response.status_code}: {detail}")
         errors = "; ".join(f"{s.url}: {s.last_error}" for s in self._pool.states() if s.last_error)
         raise ModelError(f"cannot reach LLM server {', '.join(tried)} ({errors})")
 

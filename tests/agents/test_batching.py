@@ -18,10 +18,10 @@ import pytest
 from agents.engine import LlamaEngine
 from agents.factory import bundled_model_path
 from agents.requests import ChatRequest
+from tests.agents.conftest import N_CTX, load_engine
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(300)]
 
-N_CTX = 1024
 PARALLEL = 4
 QUESTIONS = [
     "Write one sentence about the sea.",
@@ -42,16 +42,7 @@ def smol() -> Path:
 
 @pytest.fixture(scope="module")
 def engine(smol: Path) -> Iterator[LlamaEngine]:
-    loaded = LlamaEngine.load(
-        smol,
-        n_ctx=N_CTX,
-        n_gpu_layers=None,
-        n_threads=2,
-        n_batch=256,
-        chat_format="chatml",
-        seed=0,
-        parallel=PARALLEL,
-    )
+    loaded = load_engine(smol, parallel=PARALLEL, chat_format="chatml")
     yield loaded
     loaded.close()
 
