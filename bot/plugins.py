@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import typing
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -31,7 +32,7 @@ from bot.plugin_loading import (
     restore_modules,
     snapshot_modules,
 )
-from bot.tools import ToolSpec, build, make_spec
+from bot.tools import ToolSpec, build, build_sourced, make_spec
 from core.cache import LRUDict
 from core.caller import Caller
 from core.config import scope_of
@@ -43,7 +44,7 @@ from core.errors import (
     PluginTimeout,
     UserError,
 )
-from core.plugin import Command, Plugin, PluginContext, Task, ToolContext
+from core.plugin import Command, Plugin, PluginContext, SourcedTool, Task, ToolContext
 
 if TYPE_CHECKING:
     from bot.config import PluginsSettings
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+SOURCE_TIMEOUT_S = 5.0
+"""Longest a turn waits for a plugin's tool source (the first may start a connection)."""
 
 
 @dataclass(slots=True)
@@ -66,6 +69,11 @@ class Loaded:
     tools: list[ToolSpec]
     bound_tools: list[BaseTool]
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    timeout: Callable[[], float] = field(default=lambda: 30.0)  # its per-call limit, live
+    # Tools its sources gave, built once each (they go when the source drops them).
+    built: weakref.WeakKeyDictionary[SourcedTool, BaseTool] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
     def offered(
         self, text: str, *, hints: bool = True, caller: Caller | None = None
@@ -98,6 +106,36 @@ class Loaded:
                     exc_info=True,
                 )
         return kept
+
+    async def sourced(self, ctx: ToolContext, taken: set[str]) -> list[BaseTool]:
+        """The tools this plugin's sources (``Plugin.tool_source``) give this caller now.
+
+        A source that fails or takes longer than ``SOURCE_TIMEOUT_S`` gives nothing this
+        turn; a tool whose name is bad or already in ``taken`` (another tool's) is left
+        out and logged. Names offered are added to ``taken``.
+        """
+        tools: list[BaseTool] = []
+        for source in self.plugin.tool_sources:
+            try:
+                given = await asyncio.wait_for(source(ctx), SOURCE_TIMEOUT_S)
+            except Exception:
+                log.warning("plugin %s: tool source failed", self.plugin.name, exc_info=True)
+                continue
+            for item in given:
+                tool = self.built.get(item)
+                if tool is None:
+                    try:
+                        tool = build_sourced(self.plugin.name, item, self.timeout)
+                    except PluginError as exc:
+                        log.warning("%s", exc)
+                        continue
+                    self.built[item] = tool
+                if tool.name in taken:
+                    log.warning("plugin %s: tool %s is taken", self.plugin.name, tool.name)
+                    continue
+                taken.add(tool.name)
+                tools.append(tool)
+        return tools
 
 
 class PluginManager:
@@ -202,7 +240,9 @@ class PluginManager:
         if plugin.setup is not None:
             await self.call(plugin.name, plugin.setup(ctx), ctx.call_timeout_s)
         bound = [build(spec, partial(self.timeout_for, plugin.name)) for spec in tools]
-        loaded = Loaded(plugin, source, ctx, tools, bound)
+        loaded = Loaded(
+            plugin, source, ctx, tools, bound, timeout=partial(self.timeout_for, plugin.name)
+        )
         for task in plugin.tasks:
             loaded.tasks.append(asyncio.create_task(self._guard(plugin.name, task, ctx)))
         log.info("loaded plugin %s %s", plugin.name, plugin.version)

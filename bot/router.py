@@ -322,11 +322,13 @@ class Router:
         hints = self.services.settings.agent.tool_hints
         for loaded in enabled:
             offered = loaded.offered(event.text, hints=hints, caller=caller)
-            if not offered:
+            if not offered and not loaded.plugin.tool_sources:
                 continue
             config = await self._config(loaded, caller)
             ctx = ToolContext(caller, config, loaded.context)
             offered = await loaded.available(offered, ctx)
+            if loaded.plugin.tool_sources:
+                offered += await loaded.sourced(ctx, {tool.name for tool in tools + offered})
             if offered:
                 contexts[loaded.plugin.name] = ctx
                 tools.extend(offered)

@@ -22,10 +22,12 @@ from langchain_core.tools.base import create_schema_from_function
 from pydantic import BaseModel
 
 from core.errors import PermissionDenied, PluginError, PluginTimeout
-from core.plugin import Requirements, ToolContext
+from core.plugin import Requirements, SourcedTool, ToolContext
 
 ToolFunc = Callable[..., Awaitable[Any]]
 _CONTEXTS_KEY = "atelier_tool_contexts"
+# What every LLM API accepts as a function name.
+TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,4 +106,40 @@ def build(spec: ToolSpec, timeout: Callable[[], float]) -> BaseTool:
         args_schema=spec.schema,
         coroutine=call,
         metadata={"plugin": spec.plugin},
+    )
+
+
+def build_sourced(plugin: str, tool: SourcedTool, timeout: Callable[[], float]) -> BaseTool:
+    """A LangChain tool for a tool a plugin's source gave at run time (its schema as
+    given), calling ``tool.call`` with the turn's context, within ``timeout()``.
+
+    Raises:
+        PluginError: The name is not one an LLM API accepts, or the schema is not an
+            object schema.
+    """
+    if not TOOL_NAME.fullmatch(tool.name):
+        raise PluginError(plugin, f"tool name {tool.name[:80]!r} is not [A-Za-z0-9_-]{{1,64}}")
+    schema = dict(tool.parameters)
+    if schema.get("type", "object") != "object":
+        raise PluginError(plugin, f"tool {tool.name}: arguments must be a JSON object schema")
+    schema.setdefault("type", "object")
+    schema.setdefault("properties", {})
+
+    async def call(config: RunnableConfig, **kwargs: Any) -> Any:
+        contexts = config.get("configurable", {}).get(_CONTEXTS_KEY, {})
+        ctx = contexts.get(plugin)
+        if ctx is None:
+            raise PluginError(plugin, f"tool {tool.name} called without a context")
+        limit = timeout()
+        try:
+            return await asyncio.wait_for(tool.call(kwargs, ctx), limit)
+        except TimeoutError as exc:
+            raise PluginTimeout(plugin, f"tool {tool.name} timed out after {limit}s") from exc
+
+    return StructuredTool(
+        name=tool.name,
+        description=tool.description[:1024],
+        args_schema=schema,
+        coroutine=call,
+        metadata={"plugin": plugin},
     )

@@ -102,3 +102,8 @@ class InputRejected(UserError):
 
 class SandboxUnavailable(UserError):
     """Code cannot run here: the sandbox cannot be made (the message says why)."""
+
+
+class ToolFailed(UserError):
+    """A tool could not do its work: the service behind it is down, slow, or answered
+    something unusable. The message (one line) is what the model is told."""

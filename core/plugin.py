@@ -214,6 +214,25 @@ Lifecycle = Callable[[PluginContext], Awaitable[None]]
 Availability = Callable[[ToolContext], Awaitable[bool]]
 
 
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
+class SourcedTool:
+    """A tool known only at run time (one of an MCP server's), given by a tool source.
+
+    ``parameters`` is the JSON schema of its arguments object; ``call(arguments, ctx)``
+    runs it and returns text for the model or a ``ToolResult``. A tool source returns
+    the same objects while nothing changed, so the core builds each one once.
+    """
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+    call: Callable[[dict[str, Any], ToolContext], Awaitable[str | ToolResult]]
+
+
+# The tools a plugin offers this caller now (see ``Plugin.tool_source``).
+ToolSource = Callable[[ToolContext], Awaitable[Sequence[SourcedTool]]]
+
+
 @dataclass(frozen=True, slots=True)
 class Requirements:
     """Who may use a tool: admins only, and/or callers whose platform can do something."""
@@ -279,6 +298,7 @@ class Plugin:
     tool_hints: dict[str, str] = field(default_factory=dict)  # tool name -> regex (see tool)
     tool_needs: dict[str, Requirements] = field(default_factory=dict)  # tool name -> needs
     tool_available: dict[str, Availability] = field(default_factory=dict)  # name -> check
+    tool_sources: list[ToolSource] = field(default_factory=list)  # tools known at run time
     commands: dict[str, Command] = field(default_factory=dict)
     inbound_hooks: list[InboundHook] = field(default_factory=list)
     unanswered_hooks: list[InboundHook] = field(default_factory=list)  # see ``inbound``
@@ -338,6 +358,18 @@ class Plugin:
             return tool_func
 
         return register(func) if func is not None else register
+
+    def tool_source(self, source: ToolSource) -> ToolSource:
+        """Declare a source of tools known only at run time (an MCP server's).
+
+        Each chat turn the core awaits ``source(ctx)`` for the caller (within a second or
+        two: it should answer from what it already knows) and offers the model the
+        ``SourcedTool`` objects it returns, beside the plugin's declared tools; a failing
+        or slow source leaves its tools out of that turn. Calls get the plugin's call
+        time limit; a ``UserError`` they raise is the one line the model is told.
+        """
+        self.tool_sources.append(source)
+        return source
 
     def group(self, name: str, description: str, *, admin_only: bool = False) -> None:
         """Declare a command group such as ``/plugins`` whose subcommands follow."""

@@ -138,7 +138,7 @@ async def test_plugins_list_shows_state_here(app: App) -> None:
 
 async def test_an_unknown_plugin_name_lists_the_known_ones(app: App) -> None:
     reply = await say(app, "/plugins enable nosuch", admin=True)
-    known = "admin, calculator, code, imagine, knowledge, moderation"
+    known = "admin, calculator, code, imagine, knowledge, mcp, moderation"
     assert reply == f"error: unknown plugin 'nosuch'; known plugins: {known}"
 
 
