@@ -12,6 +12,7 @@ Per-call fairness: ``await model.ainvoke(msgs, fairness_key=server_id)`` (or
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Any
@@ -22,6 +23,8 @@ from pydantic import ConfigDict
 from agents.engine import LlamaEngine
 from agents.requests import ChatRequest
 from agents.toolcall import GrammarToolChatModel
+
+log = logging.getLogger(__name__)
 
 
 class ChatLlamaCpp(GrammarToolChatModel):
@@ -101,7 +104,19 @@ def _to_request(params: dict[str, Any], fairness_key: str) -> ChatRequest:
     )
 
 
+ANY_OBJECT = json.dumps({"type": "object"})
+
+
 @lru_cache(maxsize=64)
 def _grammar(schema_json: str) -> Any:
+    """The grammar of a JSON schema; a schema llama-cpp-python cannot convert (a tool's
+    from an MCP server: an unresolvable ``$ref``, an unknown type) constrains to any JSON
+    object instead of failing the turn (the tool itself then checks its arguments)."""
     # A LlamaGrammar is only its GBNF text; llama builds a fresh sampler per call.
-    return llama_cpp.LlamaGrammar.from_json_schema(schema_json, verbose=False)
+    try:
+        return llama_cpp.LlamaGrammar.from_json_schema(schema_json, verbose=False)
+    except Exception:
+        if schema_json == ANY_OBJECT:
+            raise
+        log.warning("no grammar for the schema %.200s; any JSON object instead", schema_json)
+        return _grammar(ANY_OBJECT)

@@ -8,7 +8,7 @@ import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 
-from agents.chat_llamacpp import ChatLlamaCpp
+from agents.chat_llamacpp import ANY_OBJECT, ChatLlamaCpp, _grammar, _to_request
 from agents.engine import LlamaEngine
 from tests.agents.conftest import N_CTX
 
@@ -111,3 +111,26 @@ def test_a_synchronous_invoke_runs_the_async_path(model: ChatLlamaCpp) -> None:
     reply = model.invoke("Say hi.", max_tokens=4)
 
     assert isinstance(reply.content, str)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": {"x": {"$ref": "#/nowhere"}}},
+        {"type": "object", "properties": {"x": {"type": "strange"}}},
+        {"type": "object", "properties": {"x": True}},
+    ],
+)
+def test_a_schema_without_a_grammar_constrains_to_any_object(schema: dict[str, object]) -> None:
+    """A tool's schema from elsewhere (an MCP server) never fails the turn."""
+    params = {
+        "messages": [{"role": "user", "content": "x"}],
+        "max_tokens": 8,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "response_format": {"type": "json_object", "schema": schema},
+    }
+    request = _to_request(params, "k")
+    assert request.grammar is not None
+    assert request.grammar._grammar == _grammar(ANY_OBJECT)._grammar
