@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.cache import LRUDict
 from core.errors import InputRejected, PermissionDenied, PluginError
 from core.plugin import CommandContext, Option, Plugin, PluginContext, SourcedTool, ToolContext
 from core.plugin import ToolResult as ToolResult
@@ -60,8 +61,11 @@ class _State:
     limits: Limits = field(default_factory=Limits)
     images: Path | None = None
     connect_timeout_s: float = 15.0
-    # (MCP server, its tool name) -> the tool as last described and the SourcedTool for it.
-    sourced: dict[tuple[str, str], tuple[RemoteTool, SourcedTool]] = field(default_factory=dict)
+    # (MCP server, its tool name) -> the tool as last described and the SourcedTool for it
+    # (bounded: a server may rename its tools as often as it likes).
+    sourced: LRUDict[tuple[str, str], tuple[RemoteTool, SourcedTool]] = field(
+        default_factory=lambda: LRUDict(4096)
+    )
 
 
 _state = _State()
@@ -194,7 +198,8 @@ plugin.group("mcp", "Tools from MCP servers: list them, turn them on or off here
 
 @plugin.command("mcp list", "The MCP servers this bot may use, and which are on here")
 async def list_command(ctx: CommandContext) -> str:
-    """One entry per configured MCP server: on or off here, its connection, its tools."""
+    """One entry per configured MCP server: on or off here, its connection (why it is
+    down only for admins: errors may name hosts), its tools."""
     if not _state.connections:
         return (
             "No MCP servers are configured (the operator lists them in "
@@ -214,7 +219,8 @@ async def list_command(ctx: CommandContext) -> str:
         here = "on here" if choice.enabled else "off here"
         lines.append(
             f"• {name} ({connection.server.transport}){about}: {here}; "
-            f"{connection.status()}; {_tool_names(connection, choice.denied)}"
+            f"{connection.status(reason=ctx.caller.is_admin)}; "
+            f"{_tool_names(connection, choice.denied)}"
         )
     return "\n".join(lines)
 

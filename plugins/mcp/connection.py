@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 PING_S = 15.0  # how often an idle session is pinged
 PING_TIMEOUT_S = 10.0
+FRESH_S = 1.0  # a session that answered this recently is not pinged before a call
 BACKOFF_S = (1.0, 60.0)  # first and longest wait before reconnecting
 ERROR_CHARS = 200
 
@@ -85,6 +86,8 @@ class McpConnection:
         self.tools: dict[str, RemoteTool] = {}  # by the server's own tool name
         self._callable: dict[str, BaseTool] = {}  # the current session's tools
         self._session: ClientSession | None = None
+        self._answered = 0.0  # monotonic time the session last answered
+        self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._task: asyncio.Task[None] | None = None
         self._up = asyncio.Event()
         self._broken = asyncio.Event()
@@ -114,8 +117,9 @@ class McpConnection:
             return False
         return True
 
-    def status(self) -> str:
-        """One line on the connection: up, connecting, or down with the reason."""
+    def status(self, *, reason: bool = True) -> str:
+        """One line on the connection: up, connecting, or down (with the reason, which may
+        name hosts and variables: for admins)."""
         if self.state == "up":
             return "connected"
         if self.state == "connecting":
@@ -123,7 +127,8 @@ class McpConnection:
         if self.state == "idle":
             return "not started"
         wait = max(0.0, self.retry_at - time.monotonic())
-        return f"unreachable ({self.error or 'unknown error'}); next try in {wait:.0f} s"
+        why = f" ({self.error or 'unknown error'})" if reason else ""
+        return f"unreachable{why}; next try in {wait:.0f} s"
 
     async def call(self, tool: str, arguments: dict[str, Any]) -> ToolMessage:
         """Call ``tool`` with ``arguments`` within the server's ``timeout_s``.
@@ -141,10 +146,19 @@ class McpConnection:
         if target is None:
             raise ToolFailed(f"the MCP server {self.name} no longer offers {tool}")
         call = {"type": "tool_call", "id": uuid.uuid4().hex, "name": target.name, "args": arguments}
+        lost = self._lost  # resolved when this session ends (the SDK may leave calls hanging)
+        running = asyncio.ensure_future(target.ainvoke(call))
         try:
-            result = await asyncio.wait_for(target.ainvoke(call), timeout)
-        except TimeoutError:
-            raise ToolFailed(f"{tool} on {self.name} took longer than {timeout:g} s") from None
+            await asyncio.wait((running, lost), timeout=timeout, return_when="FIRST_COMPLETED")
+        finally:
+            if not running.done():
+                running.cancel()
+        if not running.done() or running.cancelled():
+            if lost.done():
+                raise ToolFailed(f"the MCP server {self.name} went away during the call")
+            raise ToolFailed(f"{tool} on {self.name} took longer than {timeout:g} s")
+        try:
+            result = running.result()
         except Exception as exc:
             log.warning("mcp %s: call of %s failed", self.name, tool, exc_info=True)
             self._up.clear()  # the next call waits for the new session
@@ -152,6 +166,7 @@ class McpConnection:
             raise ToolFailed(
                 f"the MCP server {self.name} failed during the call ({one_line(exc)})"
             ) from exc
+        self._answered = time.monotonic()
         if not isinstance(result, ToolMessage):
             raise ToolFailed(f"{tool} on {self.name} answered something unreadable")
         return result
@@ -160,11 +175,14 @@ class McpConnection:
         """Whether the session still answers (a ping); if not, a new one is being opened.
 
         A stdio server that died or an HTTP server that restarted since the last call is
-        found here, so the call goes to the new session instead of failing.
+        found here, so the call goes to the new session instead of failing. A session
+        that answered within ``FRESH_S`` is taken as alive (busy servers skip the ping).
         """
         session = self._session
         if session is None:
             return False
+        if time.monotonic() - self._answered < FRESH_S:
+            return True
         try:
             await asyncio.wait_for(session.send_ping(), min(PING_TIMEOUT_S, self.server.timeout_s))
         except Exception as exc:
@@ -172,6 +190,7 @@ class McpConnection:
             self._up.clear()
             self._broken.set()
             return False
+        self._answered = time.monotonic()
         return True
 
     async def close(self) -> None:
@@ -202,6 +221,8 @@ class McpConnection:
             finally:
                 self._up.clear()
                 self._callable, self._session = {}, None
+                if not self._lost.done():
+                    self._lost.set_result(None)  # calls still waiting on it fail now
             if reached:
                 delay = 0.0  # it was working: try again at once, then back off
             self.state, self.retry_at = "down", time.monotonic() + delay
@@ -214,6 +235,8 @@ class McpConnection:
         """One session, from opening to breaking; True when it was up at some point."""
         reached = False
         self._broken.clear()
+        if self._lost.done():
+            self._lost = asyncio.get_running_loop().create_future()
         kwargs = {"message_handler": self._on_message}
         async with create_session(self._connection(kwargs)) as session:
             await asyncio.wait_for(session.initialize(), self.connect_timeout_s)

@@ -215,7 +215,8 @@ async def test_the_http_server_killed_and_restarted_is_reconnected(
     assert _tool_result().startswith("error: the tool web_add failed: the MCP server web"), (
         _tool_result()
     )
-    assert "web (http): on here; unreachable (" in await say(app, "/mcp list", server="lab12")
+    listing = await say(app, "/mcp list", server="lab12", admin=True)
+    assert "web (http): on here; unreachable (" in listing, listing
     http_server.start()
     MODEL.messages = script(tool_call("web_add", a=3, b=4), "7")
     await say(app, "add", server="lab12")
@@ -229,9 +230,11 @@ async def test_dead_and_garbage_servers_are_a_clear_line_not_a_failed_turn(app: 
             f"MCP server {name} is now on in this server, but it is not reachable yet: "
             "unreachable ("
         ), said
-    listing = await say(app, "/mcp list", server="lab13")
+    listing = await say(app, "/mcp list", server="lab13", admin=True)
     assert "gone (http): on here; unreachable (" in listing, listing
     assert "junk (stdio): on here; unreachable (" in listing, listing
+    plain = await say(app, "/mcp list", server="lab13")
+    assert "gone (http): on here; unreachable; next try in" in plain, plain
     MODEL.messages = script("Still here.")
     assert await say(app, "hello", server="lab13") == "Still here."
 
