@@ -4,7 +4,9 @@ Values that servers, channels and users set live in storage (``storage.settings`
 ``(scope, target, namespace, key) → value``; defaults live in code (the core's, and each
 plugin's config model). This driver is the only reader and writer: reads are cached
 briefly per scope and target (another bot process's change shows up within ``ttl``;
-this process's own at once), and every write tells the listeners.
+this process's own at once), and every write tells the listeners. A value read again in
+the second half of its ``ttl`` is reloaded in the background, so a busy server's turns
+never wait for that reload.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ class ScopedSettings:
 
     def __init__(self, store: SettingStore, *, ttl: float = 2.0) -> None:
         self._store = store
-        self._cache: TTLCache[tuple[Scope, int], Mapping[tuple[str, str], Any]] = TTLCache(ttl)
+        self._cache: TTLCache[tuple[Scope, int], Mapping[tuple[str, str], Any]] = TTLCache(
+            ttl, refresh_after=ttl / 2
+        )
         self._listeners: list[Listener] = []
 
     async def values(self, scope: Scope, target: int) -> Mapping[tuple[str, str], Any]:

@@ -1,7 +1,8 @@
 """Engine construction and schema migration for ``storage`` (private to the package).
 
-Builds the async engine with per-backend tuning and runs Alembic in-process on one of its
-connections. It never creates tables any other way than through the migrations and never
+Builds the async engine with per-backend tuning (and, for a SQLite file, the synchronous
+engine the group-commit writer holds its own connection of) and runs Alembic in-process on
+one of its connections. It never creates tables any other way than through the migrations and never
 reads an ``alembic.ini``: the Alembic configuration is built here, in code.
 """
 
@@ -13,9 +14,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, MetaData, event, make_url, text
+from sqlalchemy import Connection, Engine, MetaData, event, make_url, text
+from sqlalchemy import create_engine as create_engine_sync
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 """Where Alembic's ``env.py`` and ``versions/`` live (shipped as package data)."""
@@ -41,13 +44,39 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 
 def _sqlite_engine(url: URL, *, echo: bool) -> AsyncEngine:
-    database = url.database or ""
-    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
-    if not in_memory:
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if not _in_memory(url):
+        Path(url.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, echo=echo)
+    _tune_sqlite(engine.sync_engine, in_memory=_in_memory(url))
+    return engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def writer_engine(engine: AsyncEngine) -> Engine | None:
+    """A synchronous engine on ``engine``'s SQLite file, for the group-commit writer.
+
+    The writer holds one connection of it in a thread of its own, so a flush is one hand-off
+    between threads instead of one per driver call (aiosqlite runs each cursor, execute,
+    commit and pool reset as a separate hop, and on a busy loop each hop waits its turn).
+    None for PostgreSQL (asyncpg needs no threads) and in-memory SQLite (a second connection
+    would open a different, empty database): there the writer shares ``engine``.
+    """
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or _in_memory(url):
+        return None
+    sync = create_engine_sync(
+        url.set(drivername="sqlite+pysqlite"), echo=engine.echo, poolclass=NullPool
+    )
+    _tune_sqlite(sync, in_memory=False)
+    return sync
+
+
+def _in_memory(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or database.startswith("file::memory:")
+
+
+def _tune_sqlite(engine: Engine, *, in_memory: bool) -> None:
+    @event.listens_for(engine, "connect")
     def _tune(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
@@ -59,8 +88,6 @@ def _sqlite_engine(url: URL, *, echo: bool) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()
-
-    return engine
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,11 @@ Callers ``submit`` rows and wait; one background task drains whatever is queued,
 it all in one transaction, then wakes each caller. So a caller returns only once its rows
 are committed, yet a thousand concurrent chats cost a handful of commits, not a thousand.
 
+On a SQLite file the writer holds one connection of its own in a thread of its own
+(``storage._engine.writer_engine``): a flush is then one hand-off to that thread, not a
+connection checkout, cursor, execute, commit and pool reset each waiting for the event loop.
+PostgreSQL (and in-memory SQLite) write through the shared async engine.
+
 It must never report success before the commit, and never leave a caller waiting forever:
 if the writer stops for any reason, every queued caller gets a ``StorageError``.
 """
@@ -14,14 +19,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.errors import StorageError
+from storage._engine import writer_engine
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +54,14 @@ class GroupCommitWriter:
         self._stopped = False  # the queue is shut: nothing more will be written
         self._callers = 0
         self._idle = asyncio.Event()
+        self._own_engine = writer_engine(engine)  # None: write through ``engine``
+        self._thread: ThreadPoolExecutor | None = None
+        self._held: Connection | None = None  # touched only in ``self._thread``
 
     def start(self) -> None:
         """Start the background task (on the running event loop)."""
+        if self._own_engine is not None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="storage-writer")
         self._task = asyncio.get_running_loop().create_task(self._run(), name="storage-writer")
 
     @contextlib.contextmanager
@@ -83,12 +95,12 @@ class GroupCommitWriter:
         while self._callers:
             self._idle.clear()
             await self._idle.wait()
-        if self._stopped:
-            return
-        self._stopped = True
-        if self._task is not None:
-            self._queue.put_nowait(None)
-            await self._task
+        if not self._stopped:
+            self._stopped = True
+            if self._task is not None:
+                self._queue.put_nowait(None)
+                await self._task
+        await self._release()
 
     async def _run(self) -> None:
         batch: list[_Pending] = []
@@ -139,8 +151,44 @@ class GroupCommitWriter:
         rows = [row for pending in batch for row in pending.rows]
         if not rows:
             return
-        async with self._engine.begin() as conn:
-            await conn.execute(self._table.insert(), rows)
+        if self._thread is None or self._own_engine is None:
+            async with self._engine.begin() as conn:
+                await conn.execute(self._table.insert(), rows)
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._insert_held, self._own_engine, rows)
+
+    def _insert_held(self, engine: Engine, rows: list[dict[str, Any]]) -> None:
+        """In the writer's thread: one transaction on the connection it holds."""
+        if self._held is None:
+            self._held = engine.connect()
+        try:
+            with self._held.begin():
+                self._held.execute(self._table.insert(), rows)
+        except IntegrityError:
+            raise  # the rows were bad, not the connection (rolled back, still usable)
+        except BaseException:
+            # A connection in an unknown state is not reused: the next flush opens another.
+            self._close_held()
+            raise
+
+    async def _release(self) -> None:
+        """Close the held connection (in its thread, after any write still running there)."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(thread, self._close_held)
+        finally:
+            thread.shutdown(wait=False)
+            if self._own_engine is not None:
+                self._own_engine.dispose()
+
+    def _close_held(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            with contextlib.suppress(Exception):
+                held.close()
 
 
 def _fail(batch: list[_Pending], cause: BaseException | None) -> None:

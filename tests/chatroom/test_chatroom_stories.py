@@ -32,7 +32,7 @@ from tests.chatroom.adapter import BOT, PLATFORM, ChatRoom, ChatRoomAdapter
 from tests.chatroom.conftest import ANSWER
 from tests.fakes import PacedChatModel, ScriptedChatModel, script, tool_call
 
-COMMANDS_HERE = "/calc, /channel, /forget, /help, /imagine, /kb, /plugins, /prefs, /prompt"
+COMMANDS_HERE = "/calc, /channel, /forget, /help, /imagine, /kb, /mcp, /plugins, /prefs, /prompt"
 COMMANDS_BUT_CALC = COMMANDS_HERE.removeprefix("/calc, ")
 
 
@@ -104,6 +104,7 @@ async def test_plugins_list_lists_the_plugins(room: ChatRoom) -> None:
         ["code", "off", "(default)"],
         ["imagine", "on", "(default)"],
         ["knowledge", "on", "(default)"],
+        ["mcp", "on", "(default)"],
         ["moderation", "off", "(default)"],
     ]
 

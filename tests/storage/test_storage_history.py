@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import Connection
 
 from core.errors import StorageError
 from core.events import Origin
 from storage import Identity, Storage
+from tests.storage.conftest import run_on
 
 
 @pytest.fixture
@@ -80,6 +83,47 @@ async def test_a_bad_caller_in_a_batch_fails_alone(storage: Storage, ada: Identi
     )
 
 
+_BOOBY_TRAP = {
+    # An insert of 'boom' fails in the database for a reason other than the rows' keys
+    # (not an IntegrityError): the writer must go on with a connection in a known state.
+    "sqlite": [
+        "CREATE TRIGGER boom BEFORE INSERT ON messages WHEN NEW.content = 'boom' "
+        "BEGIN SELECT json('{the disk is on fire'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.content = 'boom' THEN RAISE EXCEPTION 'the disk is on fire'; END IF; "
+        "RETURN NEW; END $$",
+        "CREATE TRIGGER boom BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION boom()",
+    ],
+}
+
+
+async def test_a_failed_write_does_not_stop_the_next_ones(
+    storage: Storage, database_url: str, ada: Identity
+) -> None:
+    def trap(conn: Connection) -> None:
+        for statement in _BOOBY_TRAP[conn.dialect.name]:
+            conn.exec_driver_sql(statement)
+
+    await run_on(database_url, trap)
+    with pytest.raises(StorageError, match="could not store"):
+        await storage.append_messages(ada.conversation_pk, [("user", "boom", None)])
+    await storage.append_messages(ada.conversation_pk, [("user", "still here", None)])
+    await asyncio.gather(
+        *(storage.append_messages(ada.conversation_pk, [("user", f"m{i}", None)]) for i in range(5))
+    )
+
+    fresh = await Storage.open(database_url, migrate=False, cache_history=False)
+    try:
+        assert await _contents(fresh, ada.conversation_pk) == [
+            "still here",
+            *(f"m{i}" for i in range(5)),
+        ]
+    finally:
+        await fresh.close()
+
+
 async def test_an_unknown_role_is_refused_before_anything_is_stored(
     storage: Storage, ada: Identity
 ) -> None:
@@ -108,6 +152,25 @@ async def test_close_commits_writes_already_waiting(
         assert len(await reopened.history(ada.conversation_pk, 100)) == 20
     finally:
         await reopened.close()
+
+
+async def test_close_leaves_no_writer_thread_behind(
+    database_url: str, make_origin: Callable[..., Origin]
+) -> None:
+    def writers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("storage-writer")]
+
+    before = set(writers())
+    storage = await Storage.open(database_url)
+    ada = await storage.identify(make_origin())
+    await storage.append_messages(ada.conversation_pk, [("user", "hello", None)])
+    await storage.close()
+
+    for _ in range(100):  # the thread ends on its own once its last job is done
+        if set(writers()) <= before:
+            break
+        await asyncio.sleep(0.01)
+    assert set(writers()) <= before
 
 
 async def test_clearing_a_conversation_forgets_only_its_messages(
