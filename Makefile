@@ -15,7 +15,7 @@ TORCH_VERSION ?= 2.13.0
 # A portable CPU build by default; override for CUDA: make chat CMAKE_ARGS=-DGGML_CUDA=on
 CMAKE_ARGS ?= -DGGML_NATIVE=off
 BENCHES := bench/llm_overhead.py bench/router.py bench/imagine.py bench/rag.py bench/moderation.py \
-	bench/sandbox.py
+	bench/sandbox.py bench/mcp_calls.py
 
 .PHONY: chat test lint bench setup help
 
