@@ -193,6 +193,15 @@ class Error:
     message: str
 
 
+def quoted(name: str, limit: int = 80) -> str:
+    """A name someone else chose (a file's, a tool's) on one line, cut to ``limit``
+    characters, in quotes, for a reply's text (the renderers escape the rest)."""
+    flat = " ".join(name.split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return f"“{flat}”"
+
+
 def _too_big(filename: str, size: int, cap: int) -> str:
     # The name is the sender's text: shown as data (repr), cut to a sane length.
     name = repr(filename[:80])

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from core.errors import InputRejected
+from core.events import quoted
 from core.plugin import ToolResult
 from plugins.knowledge.library import StoredDocument
 from plugins.knowledge.service import Added, Hit
@@ -21,14 +22,6 @@ EMPTY = "This server's knowledge base is empty: add documents with /kb add."
 MAX_LISTED = 50
 SNIPPET_CHARS = 300
 TOOL_CHARS = 1200  # per passage given to the model
-
-
-def quoted(name: str, limit: int = 80) -> str:
-    """A user-given name on one line, cut to ``limit`` characters, in quotes."""
-    flat = " ".join(name.split())
-    if len(flat) > limit:
-        flat = flat[: limit - 1] + "…"
-    return f"“{flat}”"
 
 
 def added(result: Added) -> str:

@@ -23,8 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.cache import LRUDict
 from core.errors import InputRejected, PermissionDenied, PluginError
-from core.plugin import CommandContext, Option, Plugin, PluginContext, SourcedTool, ToolContext
-from core.plugin import ToolResult as ToolResult
+from core.events import quoted
+from core.plugin import (
+    CommandContext,
+    Option,
+    Plugin,
+    PluginContext,
+    SourcedTool,
+    ToolContext,
+    ToolResult,
+)
 from plugins.mcp import tables
 from plugins.mcp.config import McpSettings
 from plugins.mcp.connection import McpConnection, RemoteTool
@@ -60,7 +68,6 @@ class _State:
     choices: Choices | None = None
     limits: Limits = field(default_factory=Limits)
     images: Path | None = None
-    connect_timeout_s: float = 15.0
     # (MCP server, its tool name) -> the tool as last described and the SourcedTool for it
     # (bounded: a server may rename its tools as often as it likes).
     sourced: LRUDict[tuple[str, str], tuple[RemoteTool, SourcedTool]] = field(
@@ -80,7 +87,6 @@ async def _setup(ctx: PluginContext) -> None:
         settings.result_chars, settings.max_images, int(settings.image_mb * 1024 * 1024)
     )
     _state.images = ctx.data_dir / "mcp"
-    _state.connect_timeout_s = settings.connect_timeout_s
     _state.connections = {
         name: McpConnection(
             name,
@@ -164,12 +170,6 @@ def _sourced(server: str, remote: RemoteTool) -> SourcedTool:
 # ---- commands ---------------------------------------------------------------------------
 
 
-def quoted(name: str, limit: int = 64) -> str:
-    """A name from configuration or an MCP server, on one line, cut short, in quotes."""
-    flat = " ".join(name.split())
-    return f"“{flat[: limit - 1] + '…' if len(flat) > limit else flat}”"
-
-
 def _connection(name: str) -> McpConnection:
     """The configured MCP server ``name``; anything else is refused with the list."""
     found = _state.connections.get(name.strip().lower())
@@ -228,14 +228,20 @@ async def list_command(ctx: CommandContext) -> str:
 _NAME = Option("name", description="The MCP server's name (see /mcp list)", max_length=24)
 
 
-@plugin.command("mcp enable", "Offer an MCP server's tools in this server", _NAME, admin_only=True)
-async def enable_command(ctx: CommandContext, name: str) -> str:
-    """Turn the server on here and open its connection (waiting a little for it)."""
+async def _choose(ctx: CommandContext, name: str, enabled: bool) -> tuple[McpConnection, Choice]:
+    """Store the server's on/off choice for ``name`` (its denied tools kept)."""
     connection = _connection(name)
     choices = _store()
     old = (await choices.of(ctx.server_pk)).get(connection.name, Choice())
-    await choices.set(ctx.server_pk, connection.name, Choice(True, old.denied))
-    if await connection.ready(_state.connect_timeout_s):
+    await choices.set(ctx.server_pk, connection.name, Choice(enabled, old.denied))
+    return connection, old
+
+
+@plugin.command("mcp enable", "Offer an MCP server's tools in this server", _NAME, admin_only=True)
+async def enable_command(ctx: CommandContext, name: str) -> str:
+    """Turn the server on here and open its connection (waiting a little for it)."""
+    connection, old = await _choose(ctx, name, True)
+    if await connection.ready(connection.connect_timeout_s):
         return (
             f"MCP server {connection.name} is now on in this server; "
             f"{_tool_names(connection, old.denied)}."
@@ -249,10 +255,7 @@ async def enable_command(ctx: CommandContext, name: str) -> str:
 @plugin.command("mcp disable", "Stop offering an MCP server's tools here", _NAME, admin_only=True)
 async def disable_command(ctx: CommandContext, name: str) -> str:
     """Turn the server off here (its connection stays for other servers)."""
-    connection = _connection(name)
-    choices = _store()
-    old = (await choices.of(ctx.server_pk)).get(connection.name, Choice())
-    await choices.set(ctx.server_pk, connection.name, Choice(False, old.denied))
+    connection, _ = await _choose(ctx, name, False)
     return f"MCP server {connection.name} is now off in this server."
 
 
