@@ -28,6 +28,7 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 
+from agents import onepass
 from core.errors import UserError, new_error_id
 from core.events import Origin, Progress, ReplyPart, Text, TextDelta
 from core.plugin import ToolResult
@@ -158,7 +159,7 @@ class Agent:
         base = turn.system_prompt or self.settings.system_prompt
         o = turn.origin
         where = (
-            f"Context (set by the bot, not by the user): platform {o.platform}, "
+            f"{onepass.CONTEXT} platform {o.platform}, "
             f"server {o.server_name or o.server_id}, channel {o.channel_name or o.channel_id}, "
             f"user {o.user_name or o.user_id}."
         )

@@ -5,7 +5,10 @@ its own ``n_ctx`` window, and one thread that runs the step loop:
 
 1. queued generations take free slots — the slot whose cached tokens share the longest
    prefix with the new prompt (its previous turn, usually), the least recently used one
-   on a tie — and only the tokens after the common prefix are evaluated;
+   on a tie or when no slot shares more than a chat template's first tokens — and only
+   the tokens after the common prefix are evaluated; when another slot (a busy one, say)
+   shares a much longer prefix, its cache is copied over first (a new conversation
+   reuses the system prompt and tool list another one evaluated);
 2. one batch is built: one token for every generating slot, then prompt chunks of slots
    still reading their prompt, up to ``n_batch`` tokens in all (a long prompt is spread
    over steps instead of stalling the others);
@@ -34,6 +37,12 @@ from agents.sampling import Sampling, StopText, new_sampler, token_piece
 from core.errors import ModelError
 
 log = logging.getLogger(__name__)
+
+SHARE_MIN_TOKENS = 32
+"""A new prompt takes another slot's cache when that one shares at least this many more
+tokens with it than the slot it lands on (the system prompt and tool list of a new
+conversation, held by a busy slot): a copy moves the slot's whole window, so a few
+tokens are cheaper to evaluate again."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,7 @@ class SchedulerStats:
     cancelled: int = 0
     prompt_tokens_evaluated: int = 0
     prompt_tokens_reused: int = 0
+    prefix_copies: int = 0
     steps: int = 0
 
 
@@ -191,9 +201,9 @@ class BatchScheduler:
                             llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
                             slot.cached = []
                 admitted = self._take_queued()
-            for slot, generation, common in admitted:
+            for slot, generation in admitted:
                 try:
-                    self._start(slot, generation, common)
+                    self._start(slot, generation)
                 except ModelError as exc:
                     self._release(slot, error=exc)
             try:
@@ -202,9 +212,9 @@ class BatchScheduler:
                 log.exception("batch step failed")
                 self._fail_all(ModelError(f"llama.cpp failed: {exc}"))
 
-    def _take_queued(self) -> list[tuple[_Slot, Generation, int]]:
-        """Queued generations with the free slot each takes and the prefix it shares."""
-        taken: list[tuple[_Slot, Generation, int]] = []
+    def _take_queued(self) -> list[tuple[_Slot, Generation]]:
+        """Queued generations with the free slot each takes."""
+        taken: list[tuple[_Slot, Generation]] = []
         free = [slot for slot in self._slots if slot.gen is None]
         while self._queue and free:
             generation = self._queue.popleft()
@@ -212,17 +222,28 @@ class BatchScheduler:
                 generation.events.put(Finish("cancelled", len(generation.prompt), 0, 0))
                 self.stats.cancelled += 1
                 continue
-            common, _, slot = max(
-                ((_common_prefix(s.cached, generation.prompt), -s.last_used, s) for s in free),
+            *_, slot = max(
+                ((_match(s.cached, generation.prompt), -s.last_used, s) for s in free),
                 key=lambda choice: choice[:2],
             )
             free.remove(slot)
             slot.gen = generation  # claimed now; set up by _start outside the lock
-            taken.append((slot, generation, common))
+            taken.append((slot, generation))
         return taken
 
-    def _start(self, slot: _Slot, generation: Generation, common: int) -> None:
+    def _start(self, slot: _Slot, generation: Generation) -> None:
         prompt = generation.prompt
+        common = _common_prefix(slot.cached, prompt)
+        donor, shared = max(
+            ((s, _common_prefix(s.cached, prompt)) for s in self._slots if s is not slot),
+            key=lambda choice: choice[1],
+            default=(None, 0),
+        )
+        if donor is not None and shared - common >= SHARE_MIN_TOKENS:
+            # Cells now, data at the next decode (before that step writes anything).
+            llama_cpp.llama_memory_seq_cp(self._memory, donor.seq, slot.seq, -1, -1)
+            common = shared
+            self.stats.prefix_copies += 1
         keep = min(common, len(prompt) - 1)  # the last prompt token is read again: logits
         if not llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, keep, -1):
             llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
@@ -354,6 +375,14 @@ class BatchScheduler:
             # The cache of a failed step is unknown: forget it rather than reuse it.
             llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
             slot.cached = []
+
+
+def _match(cached: list[int], prompt: list[int]) -> int:
+    """How much of ``prompt`` a slot holding ``cached`` saves: its common prefix, or 0
+    when that is too short to be worth the other conversation it would push out (a
+    chat template's first tokens, shared by every prompt)."""
+    common = _common_prefix(cached, prompt)
+    return common if common >= min(SHARE_MIN_TOKENS, len(prompt) - 1) else 0
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

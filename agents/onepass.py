@@ -61,15 +61,28 @@ def calls_schema(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+CONTEXT = "Context (set by the bot, not by the user):"
+"""How the agent's per-conversation line (platform, server, channel, user) begins."""
+
+
 def with_note(messages: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
-    """``messages`` with ``text`` added to the system message (or the first message)."""
+    """``messages`` with ``text`` added to the system message (or the first message).
+
+    The note goes before the per-conversation ``CONTEXT`` line when there is one: all
+    that comes before it (the server's prompt and the tools) is then the same for every
+    conversation, so a new one reuses it from another conversation's cache.
+    """
     if not messages:
         return [{"role": "system", "content": text}]
     first = messages[0]
     content = first.get("content")
     content = content if isinstance(content, str) else ""
     if first.get("role") == "system":
-        merged = f"{content}\n\n{text}" if content else text
+        head, mark, tail = content.partition(f"\n{CONTEXT}")
+        if mark and head:
+            merged = f"{head}\n\n{text}{mark}{tail}"
+        else:
+            merged = f"{content}\n\n{text}" if content else text
     else:
         merged = f"{text}\n\n{content}"
     return [{**first, "content": merged}, *messages[1:]]

@@ -18,7 +18,11 @@ One process, one loaded model (the configured default: the bundled SmolLM2-135M 
       every enabled tool whatever the message says (the behaviour before tool hints);
   (e) (d) and (a) warm, as in a running bot: the same turn again right after itself, so
       what the previous turn cached (the system prompt with the tools, the history) is
-      reused on both sides: ``ratio_total_with_tools`` (cold: ``..._cold``).
+      reused on both sides: ``ratio_total_with_tools`` (cold: ``..._cold``);
+  (f) a new conversation in a running bot: another user's first turn in the same server
+      right after the first user's, every tool offered; raw: that user's messages right
+      after the first user's (llama-cpp-python keeps its last prompt). Both reuse what
+      the two prompts share: ``ratio_total_with_tools_new_chat``.
 With tool hints (the default) a tool is offered only for a message matching its hint, so
 for this prompt (b) usually offers none: ``tools_offered`` lists what (b) offered.
 Raw runs use a second copy of the model with the engine's thread counts; the raw
@@ -79,11 +83,9 @@ TINY_IMAGES = {
 }
 
 
-def _origin(server_id: str) -> Origin:
+def _origin(server_id: str, user: str = "bencher") -> Origin:
     # Same names on both servers: the system prompt (which names them) is identical.
-    return Origin(
-        "console", server_id, "console", "bencher", user_name="bencher", server_name="bench"
-    )
+    return Origin("console", server_id, "console", user, user_name=user, server_name="bench")
 
 
 def raw_model(llm: Any, n_ctx: int) -> Any:
@@ -156,11 +158,18 @@ async def raw_messages(app: App, origin: Origin, prompt: str) -> list[dict[str, 
     return app.services.chat_model.wire_messages(messages)  # type: ignore[attr-defined,no-any-return]
 
 
-async def _offered(app: App, origin: Origin, prompt: str) -> list[str]:
-    """The tools a real turn offers the model for ``prompt`` (hints applied)."""
-    server_pk = (await app.services.storage.identify(origin)).server_pk
-    enabled = await app.plugins.enabled_for(server_pk)
-    return [tool.name for item in enabled for tool in item.offered(prompt)]
+def _record_offers(app: App) -> list[list[str]]:
+    """The names of the tools each turn from now on offers the model, as the router
+    decided them (hints, availability, enabled plugins)."""
+    offers: list[list[str]] = []
+    run = app.router.agent.run
+
+    def recording(turn: Turn) -> Any:
+        offers.append([tool.name for tool in turn.tools])
+        return run(turn)
+
+    app.router.agent.run = recording  # type: ignore[method-assign]
+    return offers
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:
@@ -178,21 +187,27 @@ async def _measure(app: App, runs: int, max_tokens: int, prompt: str) -> dict[st
     engine = app.services.chat_model.engine  # type: ignore[attr-defined]
     raw_llama = raw_model(app.services.settings.llm, engine.n_ctx)
     tools_on, tools_off = _origin("bench-tools"), _origin("bench-no-tools")
+    newcomer = _origin("bench-tools", "newcomer")
     server_pk = (await app.services.storage.identify(tools_off)).server_pk
     for name in TOOL_PLUGINS:
         await app.plugins.set_enabled(server_pk, name, False)
     messages = await raw_messages(app, tools_on, prompt)
     assert messages == await raw_messages(app, tools_off, prompt)
+    newcomer_messages = await raw_messages(app, newcomer, prompt)
     raw, on, off, every = [], [], [], []
     every_warm: list[dict[str, Any]] = []
     raw_warm: list[dict[str, Any]] = []
+    new_chat: list[dict[str, Any]] = []
+    raw_new_chat: list[dict[str, Any]] = []
     agent_settings = app.services.settings.agent
     await asyncio.to_thread(_raw_run, raw_llama, messages, max_tokens)  # warm-up
     await _bot_run(app, tools_on, prompt)
     await _bot_run(app, tools_off, prompt)
+    offers = _record_offers(app)
     for _ in range(runs):
         raw.append(await asyncio.to_thread(_raw_run, raw_llama, messages, max_tokens))
         on.append(await _bot_run(app, tools_on, prompt))
+        offered = offers[-1]
         off.append(await _bot_run(app, tools_off, prompt))
         agent_settings.tool_hints = False  # (d): every enabled tool offered, hint or not
         every.append(await _bot_run(app, tools_on, prompt))
@@ -200,7 +215,15 @@ async def _measure(app: App, runs: int, max_tokens: int, prompt: str) -> dict[st
         # sides (llama-cpp-python reuses its prefix too when not reset).
         await _bot_run(app, tools_on, prompt, warm=True)
         every_warm.append(await _bot_run(app, tools_on, prompt, warm=True))
+        offered_all = offers[-1]
+        # (f): the first user's turn with nothing else cached, then the newcomer's.
+        await _bot_run(app, tools_on, prompt)
+        new_chat.append(await _bot_run(app, newcomer, prompt, warm=True))
         agent_settings.tool_hints = True
+        await asyncio.to_thread(_raw_run, raw_llama, messages, max_tokens)
+        raw_new_chat.append(
+            await asyncio.to_thread(_raw_run, raw_llama, newcomer_messages, max_tokens, warm=True)
+        )
         await asyncio.to_thread(_raw_run, raw_llama, messages, max_tokens)
         raw_warm.append(
             await asyncio.to_thread(_raw_run, raw_llama, messages, max_tokens, warm=True)
@@ -216,7 +239,12 @@ async def _measure(app: App, runs: int, max_tokens: int, prompt: str) -> dict[st
             _median(every_warm, "total") / _median(raw_warm, "total"), 4
         ),
         "ratio_total_with_tools_cold": round(_median(every, "total") / _median(raw, "total"), 4),
-        "tools_offered": await _offered(app, tools_on, prompt),
+        "ratio_total_with_tools_new_chat": round(
+            _median(new_chat, "total") / _median(raw_new_chat, "total"), 4
+        ),
+        **_ratios(new_chat, raw_new_chat, "_new_chat"),
+        "tools_offered": offered,
+        "tools_offered_all": offered_all,
         "same_output": raw[-1]["text"].strip() == on[-1]["text"].strip(),
         "same_output_tools_off": raw[-1]["text"].strip() == off[-1]["text"].strip(),
         "tool_calls_in_bot_runs": dict(Counter(t for run in on for t in run["tools"])),

@@ -208,6 +208,40 @@ async def test_the_next_turn_of_a_conversation_reuses_its_cached_prompt(
     assert _content(second)
 
 
+async def test_a_new_conversation_copies_the_system_prompt_a_busy_slot_holds(
+    engine: LlamaEngine,
+) -> None:
+    system = {"role": "system", "content": "You are a helpful assistant. " * 40}
+
+    def chat(question: str, max_tokens: int) -> ChatRequest:
+        return _ask(
+            "", max_tokens=max_tokens, messages=[system, {"role": "user", "content": question}]
+        )
+
+    engine.forget_prefixes()
+    await engine.complete_chat(chat("Tell me about rivers.", 8))
+    copies = engine.scheduler_stats.prefix_copies
+    # That slot is busy with a long answer when the new conversation arrives: it lands
+    # on an empty slot and takes the system prompt from the busy one.
+    busy = engine.stream_chat(chat("Tell me about mountains.", 400))
+    await anext(busy)
+    try:
+        copied = await engine.complete_chat(chat("Name three colours.", 24))
+    finally:
+        await busy.aclose()
+    assert engine.scheduler_stats.prefix_copies == copies + 1
+
+    # The same split point without a copy: the slot that read the system prompt itself.
+    engine.forget_prefixes()
+    await engine.complete_chat(chat("Tell me about rivers.", 8))
+    reused = await engine.complete_chat(chat("Name three colours.", 24))
+
+    cached = copied["usage"]["prompt_tokens_details"]["cached_tokens"]
+    assert cached == reused["usage"]["prompt_tokens_details"]["cached_tokens"]
+    assert cached >= engine.count_tokens(system["content"])
+    assert _content(copied) == _content(reused)  # the copied cache holds the right numbers
+
+
 async def test_a_prompt_far_beyond_the_window_is_fitted_while_others_answer(
     engine: LlamaEngine,
 ) -> None:
