@@ -107,6 +107,7 @@ class _Slot:
     text: StopText | None = None
     produced: int = 0
     reused: int = 0
+    forget: bool = False  # drop the cache once the generation ends
 
 
 class BatchScheduler:
@@ -160,8 +161,8 @@ class BatchScheduler:
             self._cond.notify()
 
     def forget_prefixes(self) -> None:
-        """Drop what idle slots cache, so the next prompts are evaluated in full (for
-        benchmarks that compare against an uncached run)."""
+        """Drop what the slots cache (a busy slot's once it is done), so the next prompts
+        are evaluated in full (for benchmarks that compare against an uncached run)."""
         with self._cond:
             self._forget = True
             self._cond.notify()
@@ -197,9 +198,9 @@ class BatchScheduler:
                 if self._forget:
                     self._forget = False
                     for slot in self._slots:
+                        slot.forget = True
                         if slot.gen is None:
-                            llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
-                            slot.cached = []
+                            self._clear(slot)
                 admitted = self._take_queued()
             for slot, generation in admitted:
                 try:
@@ -235,7 +236,11 @@ class BatchScheduler:
         prompt = generation.prompt
         common = _common_prefix(slot.cached, prompt)
         donor, shared = max(
-            ((s, _common_prefix(s.cached, prompt)) for s in self._slots if s is not slot),
+            (
+                (s, _common_prefix(s.cached, prompt))
+                for s in self._slots
+                if s is not slot and not s.forget
+            ),
             key=lambda choice: choice[1],
             default=(None, 0),
         )
@@ -367,14 +372,18 @@ class BatchScheduler:
             slot.pending.clear()
         slot.gen, slot.sampler, slot.text, slot.next_token = None, None, None, None
         slot.last_used = next(self._clock)
+        if slot.forget:
+            self._clear(slot)
+
+    def _clear(self, slot: _Slot) -> None:
+        llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
+        slot.cached, slot.forget = [], False
 
     def _fail_all(self, error: ModelError) -> None:
         for slot in self._slots:
             if slot.gen is not None:
                 self._release(slot, error=error)
-            # The cache of a failed step is unknown: forget it rather than reuse it.
-            llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
-            slot.cached = []
+            self._clear(slot)  # the cache of a failed step is unknown: never reuse it
 
 
 def _match(cached: list[int], prompt: list[int]) -> int:

@@ -182,7 +182,8 @@ class LlamaEngine:
         return self._scheduler.stats
 
     def forget_prefixes(self) -> None:
-        """Drop the cached prompts of idle slots (benchmarks: every run pays in full)."""
+        """Drop the slots' cached prompts, a busy slot's when it is done (benchmarks: every
+        run pays in full)."""
         self._scheduler.forget_prefixes()
 
     def count_tokens(self, text: str) -> int:

@@ -242,6 +242,22 @@ async def test_a_new_conversation_copies_the_system_prompt_a_busy_slot_holds(
     assert _content(copied) == _content(reused)  # the copied cache holds the right numbers
 
 
+async def test_forgetting_reaches_a_slot_that_was_busy_at_the_time(engine: LlamaEngine) -> None:
+    question = [
+        {"role": "system", "content": "You are a helpful assistant. " * 40},
+        {"role": "user", "content": "Tell me about mountains."},
+    ]
+    busy = engine.stream_chat(_ask("", max_tokens=400, messages=question))
+    await anext(busy)
+
+    engine.forget_prefixes()
+    await busy.aclose()
+    again = await engine.complete_chat(_ask("", max_tokens=4, messages=question))
+
+    # Neither its own slot nor a copy of it: the whole prompt is evaluated again.
+    assert again["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+
+
 async def test_a_prompt_far_beyond_the_window_is_fitted_while_others_answer(
     engine: LlamaEngine,
 ) -> None:
