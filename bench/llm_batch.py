@@ -10,7 +10,11 @@ engine uses (``--threads``, default: every core). Each of ``--runs`` rounds meas
       ``--max-tokens`` tokens): the physical limit of this machine for this model;
   (c) bot: eight console users on eight servers send the prompts at once through the
       router, the agent, storage and the scheduler, default plugins on, ``parallel`` 8:
-      tokens per second over the wall time, and each chat's time to first token;
+      tokens per second over the wall time, and each chat's time to first token; the
+      chats' prompts share the system prompt's first tokens, which a slot may copy from
+      another instead of evaluating them again: ``prefix_copies_8`` counts the copies,
+      ``tok_s_bot_8_no_sharing`` is (c) with copying off (every prompt evaluated in full,
+      as the raw loop does);
   (d) second turn: a conversation with about 1,500 tokens of history asks again through
       the engine: time to first token when its slot still holds the history (prefix
       reuse) and after the slots forgot it.
@@ -45,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import llama_cpp
 from llama_cpp import llama_chat_format
 
+import agents.batching as batching
 import bench.llm_overhead as llm_overhead
 from agents.factory import bundled_model_path
 from agents.requests import ChatRequest
@@ -176,10 +181,26 @@ async def bot_eight(app: App) -> dict[str, Any]:
                 text.append(part.text)
         return (first or time.perf_counter()) - start, "".join(text)
 
+    copies = engine.scheduler_stats.prefix_copies
     results = await asyncio.gather(*(chat(o, p) for o, p in zip(origins, PROMPTS, strict=True)))
     wall = time.perf_counter() - start
     tokens = sum(engine.count_tokens(text) for _, text in results)
-    return {"tok_s": tokens / wall, "ttft": [t for t, _ in results], "tokens": tokens}
+    return {
+        "tok_s": tokens / wall,
+        "ttft": [t for t, _ in results],
+        "tokens": tokens,
+        "copies": engine.scheduler_stats.prefix_copies - copies,
+    }
+
+
+async def bot_eight_unshared(app: App) -> dict[str, Any]:
+    """(c) with no prefix copied between slots."""
+    shared = batching.SHARE_MIN_TOKENS
+    batching.SHARE_MIN_TOKENS = 1 << 30  # read by the scheduler at each admission
+    try:
+        return await bot_eight(app)
+    finally:
+        batching.SHARE_MIN_TOKENS = shared
 
 
 def _history(engine: Any) -> list[dict[str, str]]:
@@ -234,6 +255,8 @@ async def main(runs: int, max_tokens: int, threads: int, model: Path | None) -> 
     chat_format = "chatml" if model is None else "gemma"
     raw = _raw_llama(path, chat_format, threads, 2048)
     one, batched, bot, reuse, fresh, ttfts = [], [], [], [], [], []
+    unshared: list[float] = []
+    copies: list[int] = []
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             data_dir=Path(tmp),
@@ -265,6 +288,8 @@ async def main(runs: int, max_tokens: int, threads: int, model: Path | None) -> 
                 result = await bot_eight(app)
                 bot.append(result["tok_s"])
                 ttfts += result["ttft"]
+                copies.append(result["copies"])
+                unshared.append((await bot_eight_unshared(app))["tok_s"])
                 with_reuse, without = await second_turn(app)
                 reuse.append(with_reuse)
                 fresh.append(without)
@@ -272,7 +297,7 @@ async def main(runs: int, max_tokens: int, threads: int, model: Path | None) -> 
     raw.close()
     # One pass per turn with tools, as "auto" gives models of 1B parameters and more (the
     # bundled 135M model takes the choice step by default: llm_overhead.py measures it).
-    tools = await llm_overhead.main(runs, max_tokens, llm_overhead.PROMPT, tool_pass="one")
+    tools = await llm_overhead.main(max(runs, 5), max_tokens, llm_overhead.PROMPT, tool_pass="one")
     med = statistics.median
     return {
         "tok_s_one": round(med(one), 1),
@@ -280,12 +305,17 @@ async def main(runs: int, max_tokens: int, threads: int, model: Path | None) -> 
         "tok_s_bot_8": round(med(bot), 1),
         "ratio_vs_raw": round(med(bot) / med(batched), 3),
         "speedup_vs_one": round(med(bot) / med(one), 3),
+        "tok_s_bot_8_no_sharing": round(med(unshared), 1),
+        "ratio_vs_raw_no_sharing": round(med(unshared) / med(batched), 3),
+        "speedup_vs_one_no_sharing": round(med(unshared) / med(one), 3),
+        "prefix_copies_8": max(copies),
         "ttft_p50_ms_8": round(_p(ttfts, 0.5) * 1000, 1),
         "ttft_p99_ms_8": round(_p(ttfts, 0.99) * 1000, 1),
         "second_turn_ttft_ms": round(med(reuse) * 1000, 1),
         "second_turn_ttft_ms_no_reuse": round(med(fresh) * 1000, 1),
         "ratio_total_with_tools": tools["ratio_total_with_tools"],
         "ratio_total_with_tools_cold": tools["ratio_total_with_tools_cold"],
+        "ratio_total_with_tools_new_chat": tools["ratio_total_with_tools_new_chat"],
         "ratio_total_default_turn": tools["ratio_total"],
         "bot_completion_tokens_8": tokens,
         "threads": threads,

@@ -176,6 +176,10 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(run[key] for run in runs)
 
 
+def _ratio(bot: list[dict[str, Any]], raw: list[dict[str, Any]]) -> float:
+    return round(_median(bot, "total") / _median(raw, "total"), 4)
+
+
 def _ratios(bot: list[dict[str, Any]], raw: list[dict[str, Any]], suffix: str) -> dict[str, Any]:
     return {
         f"ratio_total{suffix}": round(_median(bot, "total") / _median(raw, "total"), 4),
@@ -235,13 +239,9 @@ async def _measure(app: App, runs: int, max_tokens: int, prompt: str) -> dict[st
         **_ratios(off, raw, "_tools_off"),
         **_ratios(every, raw, "_all_tools_offered"),
         **_ratios(every_warm, raw_warm, "_all_tools_offered_warm"),
-        "ratio_total_with_tools": round(
-            _median(every_warm, "total") / _median(raw_warm, "total"), 4
-        ),
-        "ratio_total_with_tools_cold": round(_median(every, "total") / _median(raw, "total"), 4),
-        "ratio_total_with_tools_new_chat": round(
-            _median(new_chat, "total") / _median(raw_new_chat, "total"), 4
-        ),
+        "ratio_total_with_tools": _ratio(every_warm, raw_warm),
+        "ratio_total_with_tools_cold": _ratio(every, raw),
+        "ratio_total_with_tools_new_chat": _ratio(new_chat, raw_new_chat),
         **_ratios(new_chat, raw_new_chat, "_new_chat"),
         "tools_offered": offered,
         "tools_offered_all": offered_all,
