@@ -103,7 +103,10 @@ def chunk(
         keep_separator="end",  # pieces then tile the text, so chunks stay verbatim
         chunk_size=max_tokens,
         chunk_overlap=overlap_tokens,
-        length_function=lambda text: counter(text) if text else 0,
+        # A piece that is only white space (a blank line, a leading "\r") counts 0: the
+        # chunk it starts is stripped of it, and counted, it could make the splitter
+        # close a chunk whose words all repeat as the next one's overlap (a duplicate).
+        length_function=lambda text: counter(text) if text.strip() else 0,
         strip_whitespace=True,
     )
     chunks: list[Chunk] = []

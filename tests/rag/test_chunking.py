@@ -170,6 +170,17 @@ def test_hostile_sections_are_cut_into_fitting_verbatim_chunks(
         check_section(section, own, count, most)
 
 
+def test_leading_white_space_does_not_make_a_chunk_that_the_next_one_repeats() -> None:
+    # Found by the property test: "\r" counted as a byte closed a chunk "0" whose only
+    # word then opened the next chunk as overlap, "0 000000": the same text twice.
+    section = Section("\r0 000000", "", None)
+
+    chunks = chunk(document(section), max_tokens=8, overlap_tokens=2, count=COUNTS["bytes"])
+
+    assert [c.text for c in chunks] == ["0 000000"]
+    check_section(section, chunks, COUNTS["bytes"], 8)
+
+
 @_SETTINGS
 @given(st.integers(1, 200_000), st.sampled_from(sorted(COUNTS)), st.integers(4, 64))
 def test_one_giant_word_is_hard_cut_in_order(length: int, counter: str, most: int) -> None:
