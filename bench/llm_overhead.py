@@ -176,14 +176,14 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(run[key] for run in runs)
 
 
-def _ratio(bot: list[dict[str, Any]], raw: list[dict[str, Any]]) -> float:
-    return round(_median(bot, "total") / _median(raw, "total"), 4)
+def _ratio(bot: list[dict[str, Any]], raw: list[dict[str, Any]], key: str = "total") -> float:
+    return round(_median(bot, key) / _median(raw, key), 4)
 
 
 def _ratios(bot: list[dict[str, Any]], raw: list[dict[str, Any]], suffix: str) -> dict[str, Any]:
     return {
-        f"ratio_total{suffix}": round(_median(bot, "total") / _median(raw, "total"), 4),
-        f"ratio_ttft{suffix}": round(_median(bot, "ttft") / _median(raw, "ttft"), 4),
+        f"ratio_total{suffix}": _ratio(bot, raw),
+        f"ratio_ttft{suffix}": _ratio(bot, raw, "ttft"),
     }
 
 
